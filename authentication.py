@@ -1,0 +1,238 @@
+"""Verifies the request signature of every `/api` request before Connexion's security stage.
+
+Connexion's security handlers never see the body, so this ASGI middleware reads it (up to
+`APP_MAX_BODY_BYTES`), checks the signature and freshness, records unsafe requests' signatures
+so each is accepted once, then replays the body downstream for validation and the handler.
+"""
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import signing
+from persistence.signatures import record_signature
+from problems import Problem
+from settings import Settings
+
+SIGNED_PREFIX = "/api"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+TIMESTAMP = re.compile(r"[0-9]{1,15}")
+SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+# The scope key that tells the security stage this request's signature was verified.
+VERIFIED = "signature_version"
+
+
+class SignatureRejected(Problem):
+    """A 401 whose `reason` (a short code) is counted in the metrics."""
+
+    def __init__(self, reason: str, detail: str, *, field: str | None = None) -> None:
+        super().__init__(401, detail, field=field)
+        self.reason = reason
+
+
+class PayloadTooLarge(Problem):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
+def _single_header(headers: Headers, name: str, *, required: bool = True) -> str | None:
+    values = headers.getlist(name)
+    if len(values) > 1:
+        raise SignatureRejected("duplicated_header", f"{name} is sent more than once", field=name)
+    if not values or not values[0]:
+        if required:
+            raise SignatureRejected("missing_header", f"the {name} header is missing", field=name)
+        return None
+    return values[0]
+
+
+class Verifier:
+    """The checks, in order; each failure names what failed and never the expected value."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.keys = settings.verification_keys
+        self.window_ms = settings.timestamp_signing_threshold
+        self.min_version = settings.signature_min_version
+        self.replay_methods = {
+            "unsafe": UNSAFE_METHODS,
+            "all": None,
+            "off": frozenset[str](),
+        }[settings.replay_protection]
+
+    def verify(self, scope: Scope, body: bytes, now_ms: int) -> tuple[int, bytes, int]:
+        """Returns (version, signature, timestamp ms) of a valid signature."""
+        headers = Headers(scope=scope)
+        timestamp = _single_header(headers, "x-timestamp")
+        signature = _single_header(headers, "x-signature")
+        version_header = _single_header(headers, "x-signature-version", required=False)
+        assert timestamp is not None
+        assert signature is not None
+        if not TIMESTAMP.fullmatch(timestamp):
+            raise SignatureRejected(
+                "malformed_timestamp",
+                "x-timestamp must be the Unix time in milliseconds, in decimal digits",
+                field="x-timestamp",
+            )
+        if abs(now_ms - int(timestamp)) > self.window_ms:
+            raise SignatureRejected(
+                "stale_timestamp",
+                f"x-timestamp is outside the accepted window of {self.window_ms} ms "
+                "(check the client's clock)",
+                field="x-timestamp",
+            )
+        version = self._version(version_header)
+        if not SIGNATURE.fullmatch(signature):
+            raise SignatureRejected(
+                "malformed_signature",
+                "x-signature must be 64 hexadecimal digits",
+                field="x-signature",
+            )
+        given = bytes.fromhex(signature)
+        message = signing.signed_bytes(
+            scope["method"], _path_and_query(scope), body, timestamp, version
+        )
+        # Check every key (no early exit), so timing does not tell which key is current.
+        matches = [hmac.compare_digest(signing.digest(key, message), given) for key in self.keys]
+        if not any(matches):
+            raise SignatureRejected(
+                "bad_signature",
+                f"x-signature does not match this request (signature version {version})",
+                field="x-signature",
+            )
+        return version, given, int(timestamp)
+
+    def _version(self, header: str | None) -> signing.Version:
+        if header is None:
+            version: signing.Version = 1
+        elif header in ("1", "2"):
+            version = 1 if header == "1" else 2
+        else:
+            raise SignatureRejected(
+                "unsupported_version",
+                "x-signature-version must be 1 or 2",
+                field="x-signature-version",
+            )
+        if version < self.min_version:
+            raise SignatureRejected(
+                "version_too_low",
+                f"signature version {version} is no longer accepted: sign with version "
+                f"{self.min_version} (x-signature-version: {self.min_version})",
+                field="x-signature-version",
+            )
+        return version
+
+    def needs_replay_check(self, method: str) -> bool:
+        return self.replay_methods is None or method in self.replay_methods
+
+
+def _path_and_query(scope: Scope) -> bytes:
+    path: bytes = scope.get("raw_path") or scope["path"].encode()
+    query: bytes = scope.get("query_string", b"")
+    return path + b"?" + query if query else path
+
+
+async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+    declared = headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise Problem(400, "Content-Length must be a whole number of bytes")
+        if int(declared) > limit:
+            raise PayloadTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive channel that yields `body` once, then whatever the client sends next."""
+    sent = False
+
+    async def receive_again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return receive_again
+
+
+def _with_content_length(scope: Scope, length: int) -> Scope:
+    """The body is now known in full: state its length (a chunked upload has none)."""
+    headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+    if length or scope["method"] in UNSAFE_METHODS:
+        headers.append((b"content-length", str(length).encode()))
+    return {**scope, "headers": headers}
+
+
+class SignatureMiddleware:
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.verifier = Verifier(settings)
+        self.max_body_bytes = settings.max_body_bytes
+        self.window = timedelta(milliseconds=settings.timestamp_signing_threshold)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = await read_body(receive, Headers(scope=scope), self.max_body_bytes)
+        scope = _with_content_length(scope, len(body))
+        path: str = scope["path"]
+        is_api = path == SIGNED_PREFIX or path.startswith(SIGNED_PREFIX + "/")
+        if is_api and scope["method"] != "OPTIONS":
+            version, signature, timestamp = self.verifier.verify(scope, body, signing.now_ms())
+            if self.verifier.needs_replay_check(scope["method"]):
+                await self._accept_once(scope["state"], signature, timestamp)
+            scope[VERIFIED] = version
+        await self.app(scope, replaying(body, receive), send)
+
+    async def _accept_once(
+        self, state: Mapping[str, Any], signature: bytes, timestamp: int
+    ) -> None:
+        engine: AsyncEngine = state["engine"]
+        # A signature stays acceptable until its timestamp leaves the window; remember it as long.
+        expires_at = datetime.fromtimestamp(timestamp / 1000, UTC) + self.window
+        async with engine.begin() as conn:
+            first_use = await record_signature(
+                conn=conn, digest=hashlib.sha256(signature).digest(), expires_at=expires_at
+            )
+        if not first_use:
+            raise SignatureRejected(
+                "replayed_signature",
+                "this signature was already used: sign each request afresh",
+                field="x-signature",
+            )
+
+
+def signature_info(
+    api_key: str, required_scopes: object = None, request: Any = None
+) -> dict[str, object] | None:
+    """Connexion's check for the `signature` scheme: passes only what the middleware verified."""
+    version = request.scope.get(VERIFIED) if request is not None else None
+    return {"sub": "signed-request", "signature_version": version} if version else None
+
+
+def timestamp_info(
+    api_key: str, required_scopes: object = None, request: Any = None
+) -> dict[str, object] | None:
+    """Connexion's check for the `timestamp` scheme: the middleware has checked freshness."""
+    return signature_info(api_key, required_scopes, request)

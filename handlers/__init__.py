@@ -1,0 +1,1 @@
+"""HTTP handlers, bound to `openapi.yaml` by operationId: one module per resource."""

@@ -1,0 +1,1 @@
+"""Everything that talks SQL: tables, queries and the typed errors they raise."""

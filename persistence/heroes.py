@@ -1,0 +1,117 @@
+"""Heroes: queries and changes. `secret_name` is written here and never read back."""
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import RowMapping as Row
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from persistence.errors import Conflict, NotFound
+from persistence.pagination import fetch_page
+from persistence.preconditions import Versions, check_version
+from persistence.tables import heroes
+
+COLUMNS = (
+    heroes.c.id,
+    heroes.c.name,
+    heroes.c.age,
+    heroes.c.team_id,
+    heroes.c.version,
+    heroes.c.created_at,
+    heroes.c.updated_at,
+)
+
+
+def _missing_team(team_id: object) -> Conflict:
+    # The only constraint a valid hero can break is its reference to a team.
+    return Conflict(f"team {team_id} does not exist", field="team_id")
+
+
+async def list_heroes(
+    *,
+    conn: AsyncConnection,
+    limit: int,
+    cursor: str | None,
+    team_id: int | None = None,
+    name: str | None = None,
+) -> tuple[Sequence[Row], str | None]:
+    query = select(*COLUMNS)
+    if team_id is not None:
+        query = query.where(heroes.c.team_id == team_id)
+    if name is not None:
+        query = query.where(heroes.c.name == name)
+    return await fetch_page(conn, query=query, table=heroes, limit=limit, cursor=cursor)
+
+
+async def get_hero(*, conn: AsyncConnection, hero_id: int) -> Row:
+    row = (await conn.execute(select(*COLUMNS).where(heroes.c.id == hero_id))).mappings().first()
+    if row is None:
+        raise NotFound(f"hero {hero_id} does not exist")
+    return row
+
+
+async def create_hero(
+    *,
+    conn: AsyncConnection,
+    name: str,
+    secret_name: str,
+    age: int | None = None,
+    team_id: int | None = None,
+) -> Row:
+    now = datetime.now(UTC)
+    statement = (
+        insert(heroes)
+        .values(
+            name=name,
+            secret_name=secret_name,
+            age=age,
+            team_id=team_id,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(*COLUMNS)
+    )
+    try:
+        return (await conn.execute(statement)).mappings().one()
+    except IntegrityError as error:
+        raise _missing_team(team_id) from error
+
+
+async def update_hero(
+    *, conn: AsyncConnection, hero_id: int, changes: Mapping[str, Any], expected: Versions
+) -> Row:
+    if not changes:
+        current = await get_hero(conn=conn, hero_id=hero_id)
+        check_version(current, expected, what=f"hero {hero_id}")
+        return current
+    statement = (
+        update(heroes)
+        .where(heroes.c.id == hero_id)
+        .values(**changes, version=heroes.c.version + 1, updated_at=datetime.now(UTC))
+        .returning(*COLUMNS)
+    )
+    if expected is not None:
+        statement = statement.where(heroes.c.version.in_(expected))
+    try:
+        row = (await conn.execute(statement)).mappings().first()
+    except IntegrityError as error:
+        raise _missing_team(changes.get("team_id")) from error
+    if row is None:
+        current = await get_hero(conn=conn, hero_id=hero_id)
+        check_version(current, expected, what=f"hero {hero_id}")
+        raise AssertionError("a guarded update matched no row, yet the row matches its guard")
+    return row
+
+
+async def delete_hero(*, conn: AsyncConnection, hero_id: int, expected: Versions) -> None:
+    statement = delete(heroes).where(heroes.c.id == hero_id)
+    if expected is not None:
+        statement = statement.where(heroes.c.version.in_(expected))
+    if (await conn.execute(statement)).rowcount == 0:
+        current = await get_hero(conn=conn, hero_id=hero_id)
+        check_version(current, expected, what=f"hero {hero_id}")
+        raise AssertionError("a guarded delete matched no row, yet the row matches its guard")

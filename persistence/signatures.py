@@ -1,0 +1,25 @@
+"""The record of signatures already served, shared by every worker and replica."""
+
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from persistence.tables import used_signatures
+
+
+async def record_signature(*, conn: AsyncConnection, digest: bytes, expires_at: datetime) -> bool:
+    """Remember a signature until it expires; False if it was already recorded (a replay)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(used_signatures)
+        .values(digest=digest, expires_at=expires_at)
+        .on_conflict_do_nothing(index_elements=["digest"])
+    )
+    return (await conn.execute(statement)).rowcount == 1
+
+
+async def purge_expired_signatures(*, conn: AsyncConnection, now: datetime) -> int:
+    deleted = await conn.execute(delete(used_signatures).where(used_signatures.c.expires_at < now))
+    return deleted.rowcount

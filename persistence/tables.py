@@ -1,0 +1,89 @@
+"""The schema, as SQLAlchemy Core tables; Alembic's migrations are generated from it."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+)
+
+# Named constraints keep migrations identical on PostgreSQL and SQLite.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite's INTEGER PRIMARY KEY is already 64-bit; BIGINT would disable its rowid alias.
+Identifier = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Identifier, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("headquarters", String(200), nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+heroes = Table(
+    "heroes",
+    metadata,
+    Column("id", Identifier, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("secret_name", String(100), nullable=False),
+    Column("age", Integer, nullable=True),
+    Column(
+        "team_id",
+        Identifier,
+        ForeignKey("teams.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column("version", Integer, nullable=False, default=1),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    # Keyset pages filtered by team or name read these in `id` order, however deep the page.
+    Index(None, "team_id", "id"),
+    Index(None, "name", "id"),
+)
+
+# Signatures of requests already served, so that each is accepted once (replay protection).
+used_signatures = Table(
+    "used_signatures",
+    metadata,
+    Column("digest", LargeBinary(32), primary_key=True),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)

@@ -1,0 +1,150 @@
+"""RFC 9457 problem+json: every error the service returns is built and rendered here."""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from connexion import AsyncApp
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
+
+from persistence import errors
+
+logger = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+# How long a client should wait before retrying when the database is unavailable.
+RETRY_AFTER_SECONDS = 1
+
+# The `type` of each problem: a stable identifier clients can branch on (see the README).
+TYPES = {
+    400: "/problems/invalid-request",
+    401: "/problems/invalid-signature",
+    403: "/problems/forbidden",
+    404: "/problems/not-found",
+    405: "/problems/method-not-allowed",
+    409: "/problems/conflict",
+    412: "/problems/precondition-failed",
+    413: "/problems/payload-too-large",
+    415: "/problems/unsupported-media-type",
+    422: "/problems/unprocessable-content",
+    500: "/problems/internal-error",
+    503: "/problems/service-unavailable",
+}
+
+
+class Problem(ProblemException):
+    """An error with everything its problem+json document needs."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            status=status,
+            title=HTTPStatus(status).phrase,
+            detail=detail,
+            type=TYPES.get(status, "about:blank"),
+            headers=headers,
+            ext={"field": field} if field else None,
+        )
+        self.field = field
+
+
+def _scope(request: ConnexionRequest | None) -> dict[str, Any]:
+    return getattr(request, "scope", None) or {}
+
+
+def render(request: ConnexionRequest | None, problem: Problem) -> ConnexionResponse:
+    body: dict[str, object] = {
+        "type": problem.type,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+    }
+    if problem.field:
+        body["field"] = problem.field
+    request_id = _scope(request).get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    return ConnexionResponse(
+        status_code=problem.status,
+        mimetype=MEDIA_TYPE,
+        content_type=MEDIA_TYPE,
+        body=orjson.dumps(body),
+        headers=problem.headers or {},
+    )
+
+
+PERSISTENCE_STATUS: dict[type[errors.PersistenceError], int] = {
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PreconditionFailed: 412,
+    errors.InvalidCursor: 400,
+}
+
+
+def from_persistence(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    assert isinstance(error, errors.PersistenceError)
+    status = PERSISTENCE_STATUS[type(error)]
+    return render(request, Problem(status, error.detail, field=error.field))
+
+
+def from_connexion(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    """Connexion's own problems (validation, media type, security), in our format."""
+    if isinstance(error, Problem):
+        return render(request, error)
+    assert isinstance(error, ProblemException)
+    if error.status >= 500:
+        logger.error("connexion problem: %s", error.detail)
+    field = (error.ext or {}).get("field") if isinstance(error.ext, dict) else None
+    problem = Problem(error.status, str(error.detail or error.title), field=field)
+    problem.headers = error.headers
+    return render(request, problem)
+
+
+def from_http(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    """Starlette's routing errors: unknown path (404) and unsupported method (405)."""
+    if isinstance(error, ProblemException):
+        return from_connexion(request, error)
+    assert isinstance(error, HTTPException)
+    scope = _scope(request)
+    path, method = scope.get("path", ""), scope.get("method", "")
+    detail = {
+        404: f"no resource at {path}",
+        405: f"{method} is not supported on {path}",
+    }.get(error.status_code, str(error.detail))
+    return render(request, Problem(error.status_code, detail, headers=dict(error.headers or {})))
+
+
+def database_unavailable(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    logger.warning("database unavailable: %s", type(error).__name__)
+    problem = Problem(
+        503,
+        "the database is unavailable, retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+    return render(request, problem)
+
+
+def unexpected(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    logger.error("unhandled error", exc_info=error)
+    return render(request, Problem(500, "an unexpected error occurred; it has been logged"))
+
+
+def register(app: AsyncApp) -> None:
+    app.add_error_handler(errors.PersistenceError, from_persistence)
+    app.add_error_handler(ProblemException, from_connexion)
+    app.add_error_handler(404, from_http)
+    app.add_error_handler(405, from_http)
+    for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
+        app.add_error_handler(unavailable, database_unavailable)
+    app.add_error_handler(Exception, unexpected)

@@ -1,0 +1,124 @@
+"""The service's one typed configuration object, read from `APP_*` variables and `.env`."""
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy import URL, make_url
+
+# The placeholder shipped in `.env.example`; copying it verbatim must not give a running service.
+EXAMPLE_SECRET_KEY = "change-me-to-a-random-secret-of-at-least-32-bytes"  # noqa: S105
+# Used only with APP_DEBUG when no key is set, so that the first run needs no configuration.
+DEVELOPMENT_SECRET_KEY = "development-only-key-never-use-in-production"  # noqa: S105
+MIN_SECRET_KEY_BYTES = 32
+# Setting any of these selects PostgreSQL; without them the service uses an embedded SQLite file.
+POSTGRES_SELECTORS = frozenset({"db_url", "db_host", "db_name", "db_user", "db_password"})
+ROOT = Path(__file__).resolve().parent
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="APP_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    name: str = "backoffice"
+    namespace: str = Field(default="operations", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    debug: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    db_url: str | None = None
+    db_user: str = "postgres"
+    db_password: SecretStr = SecretStr("")
+    db_host: str = "127.0.0.1"
+    db_port: int = Field(default=5432, ge=1, le=65535)
+    db_name: str = "backoffice"
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=10, ge=0, le=1000)
+    db_pool_timeout: float = Field(
+        default=5.0, gt=0, description="seconds to wait for a free connection"
+    )
+    db_connect_timeout: float = Field(default=5.0, gt=0, description="seconds to open a connection")
+    db_statement_timeout: int = Field(
+        default=10_000, ge=0, description="ms per statement (0: none)"
+    )
+    sqlite_path: Path = Path("var/backoffice.db")
+
+    secret_key: SecretStr | None = None
+    secret_key_previous: Annotated[list[SecretStr], NoDecode] = []
+    timestamp_signing_threshold: int = Field(default=120_000, gt=0, le=3_600_000)
+    signature_min_version: Literal[1, 2] = 1
+    replay_protection: Literal["unsafe", "all", "off"] = "unsafe"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+
+    shutdown_grace_seconds: int = Field(default=10, ge=0, description="in-flight requests finish")
+    cors_origins: Annotated[list[str], NoDecode] = []
+    validate_responses: bool = False
+
+    @field_validator("secret_key_previous", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets(self) -> Self:
+        if self.debug:
+            return self
+        if self.secret_key is None:
+            raise ValueError(
+                "APP_SECRET_KEY is not set: set it to a random secret of at least "
+                f"{MIN_SECRET_KEY_BYTES} bytes (or set APP_DEBUG=true for local development)"
+            )
+        for variable, key in [("APP_SECRET_KEY", self.secret_key)] + [
+            ("APP_SECRET_KEY_PREVIOUS", key) for key in self.secret_key_previous
+        ]:
+            value = key.get_secret_value()
+            if value in (EXAMPLE_SECRET_KEY, DEVELOPMENT_SECRET_KEY):
+                raise ValueError(f"{variable} is the example value: generate a real secret")
+            if len(value.encode()) < MIN_SECRET_KEY_BYTES:
+                raise ValueError(f"{variable} is shorter than {MIN_SECRET_KEY_BYTES} bytes")
+        return self
+
+    @property
+    def uses_postgres(self) -> bool:
+        return bool(POSTGRES_SELECTORS & self.model_fields_set)
+
+    @cached_property
+    def database_url(self) -> URL:
+        if self.db_url:
+            url = make_url(self.db_url)
+            if url.drivername in ("postgres", "postgresql", "postgresql+psycopg"):
+                url = url.set(drivername="postgresql+asyncpg")
+            return url
+        if self.uses_postgres:
+            return URL.create(
+                "postgresql+asyncpg",
+                username=self.db_user,
+                password=self.db_password.get_secret_value() or None,
+                host=self.db_host,
+                port=self.db_port,
+                database=self.db_name,
+            )
+        path = self.sqlite_path if self.sqlite_path.is_absolute() else Path.cwd() / self.sqlite_path
+        return URL.create("sqlite+aiosqlite", database=str(path))
+
+    @property
+    def signing_key(self) -> bytes:
+        key = self.secret_key.get_secret_value() if self.secret_key else DEVELOPMENT_SECRET_KEY
+        return key.encode()
+
+    @property
+    def verification_keys(self) -> tuple[bytes, ...]:
+        previous = (key.get_secret_value().encode() for key in self.secret_key_previous)
+        return (self.signing_key, *previous)

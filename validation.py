@@ -1,0 +1,101 @@
+"""Connexion's request validators, made strict about encodings and precise about the field."""
+
+import typing as t
+from collections.abc import AsyncGenerator
+from typing import Any, cast
+
+import orjson
+from connexion.datastructures import MediaTypeDict
+from connexion.json_schema import Draft4RequestValidator
+from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
+from jsonschema import Draft4Validator, ValidationError
+from starlette.types import Scope
+
+from problems import Problem
+
+_compiled: dict[int, Draft4Validator] = {}
+
+
+def _compile(schema: dict[str, t.Any], validator_class: type[Draft4Validator]) -> Draft4Validator:
+    """Compile each schema once: the spec is loaded once, so its dicts live as long as the app."""
+    validator = _compiled.get(id(schema))
+    if validator is None:
+        validator = validator_class(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+        _compiled[id(schema)] = validator
+    return validator
+
+
+def _pointer(error: ValidationError) -> str | None:
+    path = [str(part) for part in error.absolute_path]
+    instance: Any = error.instance
+    schema: Any = error.schema
+    if error.validator == "required" and isinstance(instance, dict):
+        required: list[str] = list(error.validator_value)  # type: ignore[arg-type]
+        path.extend(name for name in required if name not in instance)
+    if error.validator == "additionalProperties" and isinstance(instance, dict):
+        allowed = schema.get("properties", {})
+        path.extend(str(name) for name in instance if name not in allowed)
+    return ".".join(path) or None
+
+
+class JSONBodyValidator(JSONRequestBodyValidator):
+    """Parses with orjson (strict UTF-8, no lone surrogates) and names the failing field."""
+
+    async def _parse(self, stream: AsyncGenerator[bytes], scope: Scope) -> t.Any:
+        body = b"".join([chunk async for chunk in stream])
+        if not body:
+            return None
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise Problem(400, f"the request body is not valid JSON: {error}") from None
+
+    def _validate(self, body: t.Any) -> dict[str, t.Any] | None:
+        if body is None and not self._nullable:
+            raise Problem(400, "the request body must not be empty")
+        error = next(iter(_compile(self._schema, Draft4RequestValidator).iter_errors(body)), None)
+        if error is not None:
+            field = _pointer(error)
+            where = f"'{field}': " if field else ""
+            raise Problem(400, f"{where}{error.message}", field=field)
+        return None
+
+
+class ParametersValidator(ParameterValidator):
+    """Validates each parameter against its compiled schema, naming it in the problem."""
+
+    def validate_request(self, request: t.Any) -> None:
+        if self.strict_validation:
+            unknown = self.validate_query_parameter_list(
+                request, security_params=self.security_query_params
+            )
+            if unknown:
+                names = ", ".join(sorted(unknown))
+                raise Problem(400, f"unknown query parameter(s): {names}", field=sorted(unknown)[0])
+        sources = {
+            "query": request.query_params,
+            "path": request.path_params,
+            "header": request.headers,
+        }
+        for location, values in sources.items():
+            for param in self.parameters.get(location, []):
+                self._check(location, param, values.get(param["name"]))
+
+    @staticmethod
+    def _check(location: str, param: dict[str, t.Any], value: t.Any) -> None:
+        name = param["name"]
+        if value is None:
+            if param.get("required"):
+                raise Problem(400, f"the {location} parameter '{name}' is required", field=name)
+            return
+        error = next(iter(_compile(param["schema"], Draft4Validator).iter_errors(value)), None)
+        if error is not None:
+            raise Problem(400, f"{location} parameter '{name}': {error.message}", field=name)
+
+
+_body_validators: dict[str, Any] = dict(cast(dict[str, Any], VALIDATOR_MAP["body"]))
+VALIDATORS: dict[str, Any] = {
+    **VALIDATOR_MAP,
+    "parameter": ParametersValidator,
+    "body": MediaTypeDict({**_body_validators, "*/*json": JSONBodyValidator}),
+}
