@@ -33,7 +33,8 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def alembic_config(settings: Settings) -> Config:
-    config = Config(ROOT / "alembic.ini")
+    # Alembic's default stdout is bound at import; pass the current one so output can be captured.
+    config = Config(ROOT / "alembic.ini", stdout=sys.stdout)
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.attributes["settings"] = settings
     return config

@@ -1,0 +1,76 @@
+"""The README's first command, for real: `backoffice dev` serves the API with demo data."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import signing
+from settings import DEVELOPMENT_SECRET_KEY
+
+STARTUP_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    environment["APP_SQLITE_PATH"] = str(tmp_path_factory.mktemp("dev") / "backoffice.db")
+    backoffice = Path(sys.executable).parent / "backoffice"
+    process = subprocess.Popen(
+        [str(backoffice), "dev", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"backoffice dev did not answer within {STARTUP_SECONDS} s")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_dev_server_serves_swagger_ui(dev_server: str) -> None:
+    response = httpx.get(f"{dev_server}/docs", follow_redirects=True)
+
+    assert response.status_code == 200
+    assert "swagger-ui" in response.text.lower()
+
+
+def test_dev_server_has_demo_heroes_behind_signed_requests(dev_server: str) -> None:
+    headers = signing.signed_headers("GET", "/api/heroes", b"", DEVELOPMENT_SECRET_KEY)
+
+    response = httpx.get(f"{dev_server}/api/heroes", headers=headers)
+
+    assert response.status_code == 200
+    names = [hero["name"] for hero in response.json()["items"]]
+    assert names[:2] == ["Deadpond", "Rusty-Man"]
+    assert len(names) == 7
+
+
+def test_dev_server_refuses_unsigned_requests(dev_server: str) -> None:
+    assert httpx.get(f"{dev_server}/api/heroes").status_code == 401

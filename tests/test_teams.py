@@ -1,0 +1,256 @@
+"""Teams: every operation's success and every declared error, on PostgreSQL and SQLite."""
+
+from tests.problem_assertions import assert_problem
+from tests.signed_client import SignedClient
+
+PREVENTERS = {"name": "Preventers", "headquarters": "Sharp Tower"}
+
+
+def create_team(client: SignedClient, **fields: str) -> dict[str, object]:
+    response = client.post("/api/teams", json=PREVENTERS | fields)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+class TestCreateTeam:
+    def test_created_team_is_returned_with_location_and_etag(self, client: SignedClient) -> None:
+        response = client.post("/api/teams", json=PREVENTERS)
+
+        assert response.status_code == 201
+        team = response.json()
+        assert team == {
+            "id": team["id"],
+            "name": "Preventers",
+            "headquarters": "Sharp Tower",
+            "created_at": team["created_at"],
+            "updated_at": team["created_at"],
+        }
+        assert team["created_at"].endswith("Z")
+        assert response.headers["location"] == f"/api/teams/{team['id']}"
+        assert response.headers["etag"] == '"1"'
+        assert response.headers["content-type"] == "application/json"
+
+    def test_duplicate_name_is_refused_with_409(self, client: SignedClient) -> None:
+        create_team(client)
+
+        response = client.post(
+            "/api/teams", json={"name": "Preventers", "headquarters": "Elsewhere"}
+        )
+
+        assert_problem(response, 409, "a team named 'Preventers' already exists", "name")
+        assert len(client.get("/api/teams").json()["items"]) == 1
+
+    def test_missing_name_is_refused_with_400_naming_the_field(self, client: SignedClient) -> None:
+        response = client.post("/api/teams", json={"headquarters": "Sharp Tower"})
+
+        assert_problem(response, 400, "'name': 'name' is a required property", "name")
+
+    def test_unknown_property_is_refused_with_400(self, client: SignedClient) -> None:
+        response = client.post("/api/teams", json=PREVENTERS | {"motto": "x"})
+
+        assert_problem(
+            response,
+            400,
+            "'motto': Additional properties are not allowed ('motto' was unexpected)",
+            "motto",
+        )
+
+    def test_overlong_headquarters_is_refused_with_400(self, client: SignedClient) -> None:
+        response = client.post("/api/teams", json=PREVENTERS | {"headquarters": "x" * 201})
+
+        assert response.status_code == 400
+        assert response.json()["field"] == "headquarters"
+        assert "is too long" in response.json()["detail"]
+
+    def test_non_json_body_is_refused_with_415(self, client: SignedClient) -> None:
+        response = client.post(
+            "/api/teams", content=b"name=x", headers={"Content-Type": "text/plain"}
+        )
+
+        assert_problem(
+            response, 415, "Invalid Content-type (text/plain), expected ['application/json']"
+        )
+
+
+class TestGetTeam:
+    def test_team_is_returned_with_its_etag(self, client: SignedClient) -> None:
+        team = create_team(client)
+
+        response = client.get(f"/api/teams/{team['id']}")
+
+        assert response.status_code == 200
+        assert response.json() == team
+        assert response.headers["etag"] == '"1"'
+
+    def test_matching_if_none_match_gives_304_without_body(self, client: SignedClient) -> None:
+        team = create_team(client)
+
+        response = client.get(f"/api/teams/{team['id']}", headers={"If-None-Match": '"1"'})
+
+        assert response.status_code == 304
+        assert response.content == b""
+        assert response.headers["etag"] == '"1"'
+
+    def test_weak_or_listed_if_none_match_also_gives_304(self, client: SignedClient) -> None:
+        team = create_team(client)
+
+        for header in ('W/"1"', '"7", "1"', "*"):
+            response = client.get(f"/api/teams/{team['id']}", headers={"If-None-Match": header})
+            assert response.status_code == 304, header
+
+    def test_stale_if_none_match_gives_the_team(self, client: SignedClient) -> None:
+        team = create_team(client)
+
+        response = client.get(f"/api/teams/{team['id']}", headers={"If-None-Match": '"0"'})
+
+        assert response.status_code == 200
+        assert response.json() == team
+
+    def test_unknown_team_gives_404(self, client: SignedClient) -> None:
+        assert_problem(client.get("/api/teams/999"), 404, "team 999 does not exist")
+
+    def test_non_numeric_id_matches_no_resource(self, client: SignedClient) -> None:
+        # Connexion routes `{team_id}` as an integer path segment, so "abc" matches no route.
+        assert_problem(client.get("/api/teams/abc"), 404, "no resource at /api/teams/abc")
+
+    def test_id_beyond_64_bits_gives_400(self, client: SignedClient) -> None:
+        response = client.get(f"/api/teams/{2**63}")
+
+        assert response.status_code == 400
+        assert response.json()["field"] == "team_id"
+
+
+class TestUpdateTeam:
+    def test_merge_patch_changes_only_given_fields(self, client: SignedClient) -> None:
+        team = create_team(client)
+
+        response = client.patch(
+            f"/api/teams/{team['id']}",
+            content=b'{"headquarters": "Sister Margaret\'s Bar"}',
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+
+        assert response.status_code == 200
+        updated = response.json()
+        assert updated["name"] == "Preventers"
+        assert updated["headquarters"] == "Sister Margaret's Bar"
+        assert updated["updated_at"] >= team["updated_at"]
+        assert response.headers["etag"] == '"2"'
+
+    def test_plain_json_patch_is_accepted(self, client: SignedClient) -> None:
+        team = create_team(client)
+
+        response = client.patch(f"/api/teams/{team['id']}", json={"name": "Z-Force"})
+
+        assert response.status_code == 200
+        assert response.json()["name"] == "Z-Force"
+
+    def test_matching_if_match_applies_the_change(self, client: SignedClient) -> None:
+        team = create_team(client)
+
+        response = client.patch(
+            f"/api/teams/{team['id']}", json={"name": "Z-Force"}, headers={"If-Match": '"1"'}
+        )
+
+        assert response.status_code == 200
+        assert response.headers["etag"] == '"2"'
+
+    def test_stale_if_match_gives_412_and_changes_nothing(self, client: SignedClient) -> None:
+        team = create_team(client)
+        client.patch(f"/api/teams/{team['id']}", json={"name": "Z-Force"})
+
+        response = client.patch(
+            f"/api/teams/{team['id']}", json={"name": "Avengers"}, headers={"If-Match": '"1"'}
+        )
+
+        assert_problem(response, 412, f'team {team["id"]} has changed: its ETag is now "2"')
+        assert client.get(f"/api/teams/{team['id']}").json()["name"] == "Z-Force"
+
+    def test_weak_if_match_never_matches(self, client: SignedClient) -> None:
+        team = create_team(client)
+
+        response = client.patch(
+            f"/api/teams/{team['id']}", json={"name": "Z-Force"}, headers={"If-Match": 'W/"1"'}
+        )
+
+        assert response.status_code == 412
+
+    def test_renaming_to_an_existing_name_gives_409(self, client: SignedClient) -> None:
+        create_team(client)
+        other = create_team(client, name="Z-Force")
+
+        response = client.patch(f"/api/teams/{other['id']}", json={"name": "Preventers"})
+
+        assert_problem(response, 409, "a team named 'Preventers' already exists", "name")
+
+    def test_empty_patch_changes_nothing(self, client: SignedClient) -> None:
+        team = create_team(client)
+
+        response = client.patch(f"/api/teams/{team['id']}", json={})
+
+        assert response.status_code == 200
+        assert response.json() == team
+        assert response.headers["etag"] == '"1"'
+
+    def test_null_name_is_refused_with_400(self, client: SignedClient) -> None:
+        team = create_team(client)
+
+        response = client.patch(f"/api/teams/{team['id']}", json={"name": None})
+
+        assert_problem(response, 400, "'name': None is not of type 'string'", "name")
+
+    def test_unknown_team_gives_404(self, client: SignedClient) -> None:
+        response = client.patch("/api/teams/999", json={"name": "x"})
+
+        assert_problem(response, 404, "team 999 does not exist")
+
+
+class TestDeleteTeam:
+    def test_deleted_team_is_gone(self, client: SignedClient) -> None:
+        team = create_team(client)
+
+        response = client.delete(f"/api/teams/{team['id']}")
+
+        assert response.status_code == 204
+        assert response.content == b""
+        assert client.get(f"/api/teams/{team['id']}").status_code == 404
+
+    def test_deleting_a_team_unassigns_its_heroes(self, client: SignedClient) -> None:
+        team = create_team(client)
+        hero = client.post(
+            "/api/heroes", json={"name": "Rusty-Man", "secret_name": "Tommy", "team_id": team["id"]}
+        ).json()
+
+        client.delete(f"/api/teams/{team['id']}")
+
+        response = client.get(f"/api/heroes/{hero['id']}")
+        assert response.json()["team_id"] is None
+        assert response.headers["etag"] == '"2"'
+
+    def test_stale_if_match_gives_412_and_keeps_the_team(self, client: SignedClient) -> None:
+        team = create_team(client)
+
+        response = client.delete(f"/api/teams/{team['id']}", headers={"If-Match": '"5"'})
+
+        assert_problem(response, 412, f'team {team["id"]} has changed: its ETag is now "1"')
+        assert client.get(f"/api/teams/{team['id']}").status_code == 200
+
+    def test_unknown_team_gives_404(self, client: SignedClient) -> None:
+        assert_problem(client.delete("/api/teams/999"), 404, "team 999 does not exist")
+
+
+class TestListTeamHeroes:
+    def test_only_the_teams_heroes_are_listed(self, client: SignedClient) -> None:
+        team = create_team(client)
+        other = create_team(client, name="Z-Force")
+        for name, team_id in [("A", team["id"]), ("B", other["id"]), ("C", team["id"])]:
+            client.post("/api/heroes", json={"name": name, "secret_name": "s", "team_id": team_id})
+
+        response = client.get(f"/api/teams/{team['id']}/heroes")
+
+        assert response.status_code == 200
+        assert [hero["name"] for hero in response.json()["items"]] == ["A", "C"]
+        assert response.json()["next_cursor"] is None
+
+    def test_unknown_team_gives_404(self, client: SignedClient) -> None:
+        assert_problem(client.get("/api/teams/999/heroes"), 404, "team 999 does not exist")
