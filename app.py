@@ -17,7 +17,9 @@ from starlette.middleware.cors import CORSMiddleware
 
 import problems
 from authentication import SignatureMiddleware
+from idempotency import IdempotencyMiddleware
 from persistence.database import create_engine
+from persistence.idempotency import purge_expired_keys
 from persistence.signatures import purge_expired_signatures
 from settings import ROOT, Settings
 from validation import VALIDATORS
@@ -36,7 +38,7 @@ CORS_REQUEST_HEADERS = [
     "x-signature-version",
     "x-timestamp",
 ]
-CORS_EXPOSED_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-ID"]
+CORS_EXPOSED_HEADERS = ["ETag", "Idempotent-Replayed", "Location", "Retry-After", "X-Request-ID"]
 
 
 class OrjsonJsonifier(Jsonifier):
@@ -57,14 +59,15 @@ class OrjsonJsonifier(Jsonifier):
         return orjson.loads(data)
 
 
-async def _purge_used_signatures(engine: AsyncEngine) -> None:
+async def _purge_expired(engine: AsyncEngine) -> None:
     while True:
         await asyncio.sleep(SIGNATURE_PURGE_SECONDS)
         try:
             async with engine.begin() as conn:
                 await purge_expired_signatures(conn=conn, now=datetime.now(UTC))
+                await purge_expired_keys(conn=conn, now=datetime.now(UTC))
         except Exception:  # a database outage must not end the purge loop
-            logger.warning("could not purge expired signatures", exc_info=True)
+            logger.warning("could not purge expired signatures and keys", exc_info=True)
 
 
 def create_app(settings: Settings | None = None) -> AsyncApp:
@@ -73,7 +76,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     @contextlib.asynccontextmanager
     async def lifespan(_app: AsyncApp) -> AsyncGenerator[dict[str, Any]]:
         engine = create_engine(settings)
-        purge = asyncio.create_task(_purge_used_signatures(engine))
+        purge = asyncio.create_task(_purge_expired(engine))
         try:
             yield {"engine": engine, "settings": settings}
         finally:
@@ -96,6 +99,11 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     app.add_middleware(
         cast(Any, SignatureMiddleware),
         position=MiddlewarePosition.BEFORE_SECURITY,
+        settings=settings,
+    )
+    app.add_middleware(
+        cast(Any, IdempotencyMiddleware),
+        position=MiddlewarePosition.BEFORE_CONTEXT,
         settings=settings,
     )
     app.add_middleware(

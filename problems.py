@@ -8,7 +8,7 @@ import orjson
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
@@ -19,6 +19,10 @@ logger = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 # How long a client should wait before retrying when the database is unavailable.
 RETRY_AFTER_SECONDS = 1
+# SQLSTATE classes that a retry may cure: 08 connection exception, 40 serialization failure or
+# deadlock, 53 insufficient resources (too many connections), 57 operator intervention (a
+# statement timeout, a server shutting down or starting up).
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
 
 # The `type` of each problem: a stable identifier clients can branch on (see the README).
 TYPES = {
@@ -135,6 +139,15 @@ def database_unavailable(request: ConnexionRequest, error: Exception) -> Connexi
     return render(request, problem)
 
 
+def database_error(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    """asyncpg's server errors reach SQLAlchemy as a bare DBAPIError: sort them by SQLSTATE."""
+    assert isinstance(error, DBAPIError)
+    sqlstate: str = getattr(error.orig, "sqlstate", None) or ""
+    if error.connection_invalidated or sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES:
+        return database_unavailable(request, error)
+    return unexpected(request, error)
+
+
 def unexpected(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
     logger.error("unhandled error", exc_info=error)
     return render(request, Problem(500, "an unexpected error occurred; it has been logged"))
@@ -147,4 +160,5 @@ def register(app: AsyncApp) -> None:
     app.add_error_handler(405, from_http)
     for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
         app.add_error_handler(unavailable, database_unavailable)
+    app.add_error_handler(DBAPIError, database_error)
     app.add_error_handler(Exception, unexpected)

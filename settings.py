@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
 
     shutdown_grace_seconds: int = Field(default=10, ge=0, description="in-flight requests finish")
+    idempotency_ttl_seconds: int = Field(
+        default=86_400, ge=1, le=30 * 86_400, description="an Idempotency-Key is remembered"
+    )
     cors_origins: Annotated[list[str], NoDecode] = []
     validate_responses: bool = False
 

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     DateTime,
@@ -12,6 +13,8 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     TypeDecorator,
@@ -86,4 +89,21 @@ used_signatures = Table(
     metadata,
     Column("digest", LargeBinary(32), primary_key=True),
     Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+# The response to each POST sent with an `Idempotency-Key`, so that a retry replays it. A row
+# commits in the same transaction as the resource the request created (see `idempotency.py`).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(255), nullable=False),
+    Column("method", String(10), nullable=False),
+    Column("path", String(255), nullable=False),
+    Column("fingerprint", LargeBinary(32), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+    PrimaryKeyConstraint("key", "method", "path"),
 )

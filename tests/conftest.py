@@ -98,13 +98,14 @@ def truncate_all(settings: Settings) -> None:
     url = settings.database_url
     if url.get_backend_name() == "postgresql":
         engine = create_engine(url.set(drivername="postgresql+psycopg"))
-        statement = "TRUNCATE heroes, teams, used_signatures RESTART IDENTITY CASCADE"
+        tables = "heroes, teams, used_signatures, idempotency_keys"
+        statement = f"TRUNCATE {tables} RESTART IDENTITY CASCADE"
         with engine.begin() as conn:
             conn.execute(text(statement))
     else:
         engine = create_engine(url.set(drivername="sqlite"))
         with engine.begin() as conn:
-            for table in ("heroes", "teams", "used_signatures"):
+            for table in ("heroes", "teams", "used_signatures", "idempotency_keys"):
                 conn.execute(text(f"DELETE FROM {table}"))
     engine.dispose()
 
