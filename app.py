@@ -15,6 +15,8 @@ from connexion.options import SwaggerUIOptions
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
+import logs
+import metrics
 import problems
 from authentication import SignatureMiddleware
 from idempotency import IdempotencyMiddleware
@@ -72,14 +74,18 @@ async def _purge_expired(engine: AsyncEngine) -> None:
 
 def create_app(settings: Settings | None = None) -> AsyncApp:
     settings = settings or Settings()
+    logs.configure_logging(settings)
+    telemetry = metrics.Metrics(settings.namespace)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: AsyncApp) -> AsyncGenerator[dict[str, Any]]:
         engine = create_engine(settings)
+        telemetry.instrument(engine)
         purge = asyncio.create_task(_purge_expired(engine))
         try:
-            yield {"engine": engine, "settings": settings}
+            yield {"engine": engine, "settings": settings, "metrics": telemetry}
         finally:
+            telemetry.close()
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
@@ -96,6 +102,20 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     )
     app.add_api(SPEC, name="backoffice")
     problems.register(app)
+    # Outermost first: the request id and the metrics also cover the problem+json responses.
+    app.add_middleware(
+        cast(Any, logs.RequestLogMiddleware), position=MiddlewarePosition.BEFORE_EXCEPTION
+    )
+    app.add_middleware(
+        cast(Any, metrics.MetricsMiddleware),
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        metrics=telemetry,
+    )
+    app.add_middleware(
+        cast(Any, metrics.SignatureRejectionMiddleware),
+        position=MiddlewarePosition.BEFORE_ROUTING,
+        metrics=telemetry,
+    )
     app.add_middleware(
         cast(Any, SignatureMiddleware),
         position=MiddlewarePosition.BEFORE_SECURITY,

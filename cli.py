@@ -1,9 +1,14 @@
 """The `backoffice` command: serve, migrate, seed, and call the API with signed requests."""
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Generator
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -83,25 +88,51 @@ def seed() -> None:
     typer.echo("demo data added" if added else "the database already has teams: nothing added")
 
 
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Generator[None]:
+    """Workers write their metrics to files in PROMETHEUS_MULTIPROC_DIR, so any one can answer
+    a scrape for all of them. A directory of our own is made for the run if none is given."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not given and workers == 1:
+        yield
+        return
+    directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="backoffice-metrics-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    # A previous run's counts would be added to this one's.
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 def _serve(host: str, port: int, workers: int, reload: bool) -> None:
     import uvicorn
+
+    from logs import configure_logging
 
     settings = load_settings()
     command.upgrade(alembic_config(settings), "head")
     typer.echo(f"database: {_describe(settings)}; API docs at http://{host}:{port}/docs")
-    uvicorn.run(
-        "app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=None if reload else workers,
-        reload=reload,
-        reload_dirs=[str(ROOT)] if reload else None,
-        app_dir=str(ROOT),
-        log_config=None,
-        server_header=False,
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-    )
+    configure_logging(settings)
+    with _shared_metrics(1 if reload else workers):
+        uvicorn.run(
+            "app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=None if reload else workers,
+            reload=reload,
+            reload_dirs=[str(ROOT)] if reload else None,
+            app_dir=str(ROOT),
+            log_config=None,
+            server_header=False,
+            access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        )
 
 
 @cli.command()

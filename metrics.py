@@ -1,0 +1,286 @@
+"""Prometheus metrics: RED per operation, signature rejections, the database pool and queries.
+
+Each app owns its registry, so several apps can live in one process (the tests build a few).
+With `PROMETHEUS_MULTIPROC_DIR` set (`backoffice serve --workers N` sets it), every worker
+writes its values to files there and a scrape of any worker aggregates them all.
+"""
+
+import os
+import platform
+import re
+import time
+from collections.abc import Iterable, Iterator
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from connexion.middleware.abstract import ROUTING_CONTEXT
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.metrics_core import Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from authentication import SignatureRejected
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+# Requests that match no operation of the spec (unknown paths, Swagger UI) share one label,
+# so that scanning for random paths cannot grow the number of series without bound.
+UNMATCHED = "unmatched"
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+QUERY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+STATEMENTS = frozenset({"select", "insert", "update", "delete"})
+QUERY_STARTS = "metrics_query_starts"
+WORKER_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
+
+
+@cache
+def service_version() -> str:
+    try:
+        return version("backoffice")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def operation_label(scope: Scope) -> str:
+    """The operationId Connexion's router matched, or `unmatched`."""
+    routing = scope.get("extensions", {}).get(ROUTING_CONTEXT, {})
+    return routing.get("operation_id") or UNMATCHED
+
+
+def _statement_kind(statement: str) -> str:
+    words = statement.lstrip().split(None, 1)
+    kind = words[0].lower() if words else ""
+    return kind if kind in STATEMENTS else "other"
+
+
+class Metrics:
+    """The app's metrics; `instrument(engine)` adds the pool and query metrics."""
+
+    def __init__(self, namespace: str) -> None:
+        self.directory = os.environ.get(MULTIPROCESS_DIRECTORY)
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.requests = Counter(
+            "http_requests",
+            "HTTP requests answered, by operationId, method and status.",
+            ["operation", "method", "status"],
+            namespace=namespace,
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by operationId, method and status.",
+            ["operation", "method", "status"],
+            namespace=namespace,
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "http_requests_in_flight",
+            "HTTP requests being answered.",
+            namespace=namespace,
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.signature_rejections = Counter(
+            "signature_rejections",
+            "Requests refused for their signature, by reason.",
+            ["reason"],
+            namespace=namespace,
+            registry=registry,
+        )
+        self.pool_size = Gauge(
+            "db_pool_size",
+            "Connections the database pool keeps open.",
+            namespace=namespace,
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.pool_checked_out = Gauge(
+            "db_pool_checked_out",
+            "Database connections in use.",
+            namespace=namespace,
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.pool_overflow = Gauge(
+            "db_pool_overflow",
+            "Database connections open beyond the pool size.",
+            namespace=namespace,
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.queries = Histogram(
+            "db_query_duration_seconds",
+            "Time the database took to run a statement, by kind of statement.",
+            ["statement"],
+            namespace=namespace,
+            buckets=QUERY_BUCKETS,
+            registry=registry,
+        )
+        build = Gauge(
+            "build_info",
+            "Always 1; the labels say which build is running.",
+            ["version", "python"],
+            namespace=namespace,
+            multiprocess_mode="max",
+            registry=registry,
+        )
+        build.labels(service_version(), platform.python_version()).set(1)
+        if self.directory is None:
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        self._pool: QueuePool | None = None
+
+    def instrument(self, engine: AsyncEngine) -> None:
+        """Time every statement and follow the pool of `engine`."""
+        sync_engine = engine.sync_engine
+        event.listen(sync_engine, "before_cursor_execute", self._query_started)
+        event.listen(sync_engine, "after_cursor_execute", self._query_ended)
+        event.listen(sync_engine, "handle_error", self._query_failed)
+        pool = sync_engine.pool
+        if isinstance(pool, QueuePool):
+            self._pool = pool
+            event.listen(pool, "checkout", self._pool_checkout)
+            self.observe_pool()
+
+    def observe_pool(self) -> None:
+        """Copy the pool's state to the gauges (after each request, checkout and scrape)."""
+        if self._pool is None:
+            return
+        self.pool_size.set(self._pool.size())
+        self.pool_checked_out.set(self._pool.checkedout())
+        self.pool_overflow.set(max(self._pool.overflow(), 0))
+
+    def _pool_checkout(self, *_args: Any) -> None:
+        self.observe_pool()
+
+    def _query_started(self, conn: Any, *_args: Any) -> None:
+        conn.info.setdefault(QUERY_STARTS, []).append(time.perf_counter())
+
+    def _query_ended(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self._observe_query(conn.info, statement)
+
+    def _query_failed(self, context: Any) -> None:
+        if context.connection is not None and context.statement is not None:
+            self._observe_query(context.connection.info, context.statement)
+
+    def _observe_query(self, info: dict[str, Any], statement: str) -> None:
+        starts: list[float] = info.get(QUERY_STARTS, [])
+        if starts:
+            elapsed = time.perf_counter() - starts.pop()
+            self.queries.labels(_statement_kind(statement)).observe(elapsed)
+
+    def exposition(self) -> bytes:
+        """The text format (version 0.0.4), of every worker in multiprocess mode."""
+        self.observe_pool()
+        if self.directory is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self.directory)
+        registry.register(WorkerProcessCollector(Path(self.directory)))
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """A worker that stops takes its in-flight and pool gauges out of the sums."""
+        if self.directory is not None:
+            multiprocess.mark_process_dead(os.getpid(), self.directory)
+
+
+class WorkerProcessCollector(Collector):
+    """CPU, memory and file descriptors of each live worker, labelled by `pid`.
+
+    prometheus-client's own process collector only sees the process that answers the scrape;
+    the workers are found by the live-gauge files each one keeps in the multiprocess directory.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _live_pids(self) -> list[int]:
+        pids = {
+            int(match[1])
+            for path in self.directory.iterdir()
+            if (match := WORKER_FILE.match(path.name))
+        }
+        return sorted(pid for pid in pids if Path(f"/proc/{pid}").exists())
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        for pid in self._live_pids():
+            for family in _process_metrics(pid):
+                merged = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
+        return families.values()
+
+
+def _process_metrics(pid: int) -> Iterator[Metric]:
+    yield from ProcessCollector(pid=lambda: pid, registry=None).collect()
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request, error responses included."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # Connexion's router records the operation in this dict; the stages between here and
+        # the router pass shallow copies of the scope, which share it.
+        scope.setdefault("extensions", {})
+        status = 500
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            self.metrics.in_flight.dec()
+            labels = (operation_label(scope), scope["method"], str(status))
+            self.metrics.requests.labels(*labels).inc()
+            self.metrics.duration.labels(*labels).observe(time.perf_counter() - started)
+            self.metrics.observe_pool()
+
+
+class SignatureRejectionMiddleware:
+    """Counts signature rejections by reason, on their way to the problem+json renderer."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except SignatureRejected as rejection:
+            self.metrics.signature_rejections.labels(rejection.reason).inc()
+            raise

@@ -1,0 +1,134 @@
+"""GET /health/live, /health/ready and /health: unsigned probes, on PostgreSQL and SQLite."""
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import URL
+from starlette.testclient import TestClient
+
+from app import SPEC, create_app
+from handlers.ops import migration_heads
+from metrics import service_version
+from settings import Settings
+from tests.conftest import fresh_postgres_database, make_settings
+from tests.problem_assertions import assert_problem
+
+PROBES = ["/health/live", "/health/ready", "/health"]
+
+
+@pytest.fixture
+def probe(backend: str, app_clients: dict[str, TestClient]) -> TestClient:
+    """The running app of each backend, called without any signature."""
+    return app_clients[backend]
+
+
+@pytest.fixture
+def unmigrated_settings(postgres_server: URL) -> Iterator[Settings]:
+    """A PostgreSQL database that exists but has never been migrated."""
+    for url in fresh_postgres_database(postgres_server):
+        yield make_settings(url)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts TCP connections and never answers: a hung database."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _app_on(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+class TestLive:
+    def test_liveness_answers_ok_with_the_version_unsigned(self, probe: TestClient) -> None:
+        response = probe.get("/health/live")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "version": service_version()}
+
+    def test_liveness_never_touches_the_database(self) -> None:
+        settings = make_settings(f"postgresql://postgres@127.0.0.1:{_closed_port()}/nowhere")
+        for client in _app_on(settings):
+            assert client.get("/health/live").status_code == 200
+
+
+class TestReady:
+    @pytest.mark.parametrize("path", ["/health/ready", "/health"])
+    def test_a_migrated_database_gives_the_full_report(self, probe: TestClient, path: str) -> None:
+        response = probe.get(path)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        database = body["checks"]["database"]
+        migrations = body["checks"]["migrations"]
+        assert body == {
+            "status": "ok",
+            "version": service_version(),
+            "checks": {
+                "database": {"status": "ok", "latency_ms": database["latency_ms"]},
+                "migrations": {
+                    "status": "ok",
+                    "latency_ms": migrations["latency_ms"],
+                    "current": list(migration_heads()),
+                    "head": list(migration_heads()),
+                },
+            },
+        }
+        assert database["latency_ms"] >= 0
+        assert migrations["latency_ms"] >= 0
+
+    @pytest.mark.parametrize("path", ["/health/ready", "/health"])
+    def test_a_database_without_the_schema_is_not_ready(
+        self, unmigrated_settings: Settings, path: str
+    ) -> None:
+        for client in _app_on(unmigrated_settings):
+            response = client.get(path)
+            head = ", ".join(migration_heads())
+            assert_problem(
+                response,
+                503,
+                f"the schema is at no revision but the migrations head is {head}: "
+                "run `alembic upgrade head`",
+            )
+            assert response.headers["retry-after"] == "1"
+            assert response.json()["request_id"] == response.headers["x-request-id"]
+
+    def test_an_unreachable_database_is_not_ready(self) -> None:
+        settings = make_settings(f"postgresql://postgres@127.0.0.1:{_closed_port()}/nowhere")
+        for client in _app_on(settings):
+            response = client.get("/health/ready")
+            assert_problem(response, 503, "the database is unreachable (ConnectionRefusedError)")
+
+    def test_a_database_that_hangs_is_not_ready_within_the_probe_timeout(
+        self, silent_server: int
+    ) -> None:
+        settings = make_settings(f"postgresql://postgres@127.0.0.1:{silent_server}/hung")
+        for client in _app_on(settings):
+            response = client.get("/health/ready")
+            assert_problem(response, 503, "the database did not answer within 2 s")
+
+
+class TestContract:
+    @pytest.mark.parametrize("path", [*PROBES, "/metrics"])
+    def test_each_probe_is_declared_unsigned_under_the_operations_tag(self, path: str) -> None:
+        spec = yaml.safe_load(SPEC.read_text())
+        operation = spec["paths"][path]["get"]
+        assert operation["security"] == []
+        assert operation["tags"] == ["operations"]
+        assert operation["operationId"].startswith("handlers.ops.")
+
+    @pytest.mark.parametrize("path", PROBES)
+    def test_a_probe_echoes_the_request_id(self, probe: TestClient, path: str) -> None:
+        response = probe.get(path, headers={"X-Request-ID": "probe-42"})
+        assert response.headers["x-request-id"] == "probe-42"

@@ -1,0 +1,174 @@
+"""Logs: one JSON line per request on stdout, tied to the response by its request id."""
+
+import json
+import re
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+import logs
+import signing
+from app import create_app
+from settings import Settings
+from tests.conftest import TEST_KEY, make_settings
+from tests.problem_assertions import assert_problem
+from tests.signed_client import SignedClient
+
+ACCESS_FIELDS = {
+    "event",
+    "timestamp",
+    "level",
+    "logger",
+    "request_id",
+    "method",
+    "path",
+    "operation",
+    "status",
+    "duration_ms",
+    "client",
+}
+GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z")
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    """Every line printed is one JSON object."""
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def access_lines(output: str) -> list[dict[str, Any]]:
+    return [line for line in json_lines(output) if line.get("logger") == "access"]
+
+
+@pytest.fixture
+def json_logs(backend_settings: dict[str, Settings]) -> Iterator[None]:
+    """Production logging (JSON), restored after a test that changes it."""
+    logs.configure_logging(backend_settings["postgresql"])
+    yield
+    logs.configure_logging(backend_settings["postgresql"])
+
+
+@pytest.mark.usefixtures("json_logs")
+class TestAccessLine:
+    def test_a_request_logs_one_json_line_with_its_request_id_status_and_operation(
+        self, pg_client: SignedClient, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        capsys.readouterr()
+        response = pg_client.get("/api/heroes/424242")
+        assert_problem(response, 404, "hero 424242 does not exist")
+        request_id = response.headers["x-request-id"]
+        assert GENERATED_ID.fullmatch(request_id)
+        assert response.json()["request_id"] == request_id
+
+        [line] = access_lines(capsys.readouterr().out)
+        assert set(line) == ACCESS_FIELDS
+        assert ISO_UTC.fullmatch(line["timestamp"])
+        assert line["duration_ms"] >= 0
+        assert line | {"timestamp": "", "duration_ms": 0} == {
+            "event": "request",
+            "timestamp": "",
+            "level": "info",
+            "logger": "access",
+            "request_id": request_id,
+            "method": "GET",
+            "path": "/api/heroes/424242",
+            "operation": "handlers.heroes.get_hero",
+            "status": 404,
+            "duration_ms": 0,
+            "client": "testclient",
+        }
+
+    def test_a_well_formed_request_id_from_the_client_is_kept(
+        self, pg_client: SignedClient, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        capsys.readouterr()
+        response = pg_client.get("/api/teams", headers={"X-Request-ID": "frontend.7f3a-01_b"})
+        assert response.headers["x-request-id"] == "frontend.7f3a-01_b"
+        [line] = access_lines(capsys.readouterr().out)
+        assert line["request_id"] == "frontend.7f3a-01_b"
+
+    @pytest.mark.parametrize(
+        "given", ["", "a" * 129, "has space", "semi;colon", 'quote"d', "é".encode()]
+    )
+    def test_a_malformed_request_id_is_replaced_by_a_generated_one(
+        self, pg_client: SignedClient, given: str | bytes
+    ) -> None:
+        response = pg_client.raw.get("/no/such/path", headers={"X-Request-ID": given})
+        request_id = response.headers["x-request-id"]
+        assert GENERATED_ID.fullmatch(request_id)
+        assert_problem(response, 404, "no resource at /no/such/path")
+        assert response.json()["request_id"] == request_id
+
+    def test_an_application_event_logged_while_serving_carries_the_request_id(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        settings = make_settings(f"postgresql://postgres@127.0.0.1:{closed_port()}/nowhere")
+        with TestClient(create_app(settings), raise_server_exceptions=False) as app:
+            capsys.readouterr()
+            response = SignedClient(app, TEST_KEY).get(
+                "/api/teams", headers={"X-Request-ID": "trace-me"}
+            )
+        assert_problem(response, 503, "the database is unavailable, retry later")
+        lines = json_lines(capsys.readouterr().out)
+        warning = next(line for line in lines if line["logger"] == "problems")
+        assert warning["event"] == "database unavailable: ConnectionRefusedError"
+        assert warning["level"] == "warning"
+        assert warning["request_id"] == "trace-me"
+        [access] = access_lines("\n".join(json.dumps(line) for line in lines))
+        assert (access["request_id"], access["status"]) == ("trace-me", 503)
+
+
+@pytest.mark.usefixtures("json_logs")
+class TestNothingSecretIsLogged:
+    def test_signatures_keys_and_bodies_never_reach_the_logs(
+        self, pg_client: SignedClient, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        capsys.readouterr()
+        team = pg_client.post("/api/teams", json={"name": "Avengers", "headquarters": "Tower"})
+        hero = {"name": "Deadpond", "secret_name": "Dive-Wilson-7f3a", "team_id": team.json()["id"]}
+        response = pg_client.post("/api/heroes", json=hero)
+        assert response.status_code == 201
+        bad = pg_client.raw.get(
+            "/api/teams?name=x",
+            headers={"x-timestamp": str(signing.now_ms()), "x-signature": "ab" * 32},
+        )
+        assert bad.status_code == 401
+        # The test client logs its own requests through httpx: those lines are not the service's.
+        service = [
+            line for line in json_lines(capsys.readouterr().out) if line["logger"] != "httpx"
+        ]
+        output = "\n".join(json.dumps(line) for line in service)
+        assert len(access_lines(output)) == 3
+        for secret in ("Dive-Wilson-7f3a", "Avengers", "Tower", "ab" * 32, TEST_KEY, "name=x"):
+            assert secret not in output
+
+
+class TestDebugLogs:
+    def test_development_mode_prints_readable_lines_instead_of_json(
+        self,
+        pg_client: SignedClient,
+        backend_settings: dict[str, Settings],
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        logs.configure_logging(backend_settings["postgresql"].model_copy(update={"debug": True}))
+        try:
+            capsys.readouterr()
+            response = pg_client.raw.get("/health/live", headers={"X-Request-ID": "readable-1"})
+            output = capsys.readouterr().out
+        finally:
+            logs.configure_logging(backend_settings["postgresql"])
+        assert response.status_code == 200
+        [line] = [line for line in output.splitlines() if "readable-1" in line]
+        assert "request" in line
+        assert "handlers.ops.live" in line
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(line)
