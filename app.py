@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -18,6 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 import logs
 import metrics
 import problems
+import signing
 from authentication import SignatureMiddleware
 from idempotency import IdempotencyMiddleware
 from persistence.database import create_engine
@@ -29,6 +30,8 @@ from validation import VALIDATORS
 logger = logging.getLogger(__name__)
 
 SPEC = ROOT / "openapi.yaml"
+# Connexion's Swagger UI, plus a request interceptor that signs "Try it out" calls in the browser.
+SWAGGER_UI_DIR = ROOT / "swagger"
 SIGNATURE_PURGE_SECONDS = 60
 CORS_REQUEST_HEADERS = [
     "Content-Type",
@@ -72,7 +75,10 @@ async def _purge_expired(engine: AsyncEngine) -> None:
             logger.warning("could not purge expired signatures and keys", exc_info=True)
 
 
-def create_app(settings: Settings | None = None) -> AsyncApp:
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], int] = signing.now_ms
+) -> AsyncApp:
+    """`clock` (Unix time in ms) judges signature freshness; tests fix it to replay vectors."""
     settings = settings or Settings()
     logs.configure_logging(settings)
     telemetry = metrics.Metrics(settings.namespace)
@@ -98,7 +104,9 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATORS,
-        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
+        swagger_ui_options=SwaggerUIOptions(
+            swagger_ui_path="/docs", swagger_ui_template_dir=str(SWAGGER_UI_DIR)
+        ),
     )
     app.add_api(SPEC, name="backoffice")
     problems.register(app)
@@ -120,6 +128,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         cast(Any, SignatureMiddleware),
         position=MiddlewarePosition.BEFORE_SECURITY,
         settings=settings,
+        clock=clock,
     )
     app.add_middleware(
         cast(Any, IdempotencyMiddleware),

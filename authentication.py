@@ -8,7 +8,8 @@ so each is accepted once, then replays the body downstream for validation and th
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ SIGNED_PREFIX = "/api"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TIMESTAMP = re.compile(r"[0-9]{1,15}")
 SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
 # The scope key that tells the security stage this request's signature was verified.
 VERIFIED = "signature_version"
 
@@ -43,31 +45,42 @@ class PayloadTooLarge(Problem):
 
 
 def _single_header(headers: Headers, name: str, *, required: bool = True) -> str | None:
+    """The header's one value; an optional header may be absent, but never sent empty."""
     values = headers.getlist(name)
     if len(values) > 1:
         raise SignatureRejected("duplicated_header", f"{name} is sent more than once", field=name)
-    if not values or not values[0]:
-        if required:
-            raise SignatureRejected("missing_header", f"the {name} header is missing", field=name)
-        return None
-    return values[0]
+    if values and (values[0] or not required):
+        return values[0]
+    if required:
+        raise SignatureRejected("missing_header", f"the {name} header is missing", field=name)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What the headers claim, well-formed and fresh, before the body is read."""
+
+    timestamp: str
+    signature: bytes
+    version: signing.Version
 
 
 class Verifier:
     """The checks, in order; each failure names what failed and never the expected value."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], int] = signing.now_ms) -> None:
         self.keys = settings.verification_keys
         self.window_ms = settings.timestamp_signing_threshold
         self.min_version = settings.signature_min_version
+        self.clock = clock
         self.replay_methods = {
             "unsafe": UNSAFE_METHODS,
             "all": None,
             "off": frozenset[str](),
         }[settings.replay_protection]
 
-    def verify(self, scope: Scope, body: bytes, now_ms: int) -> tuple[int, bytes, int]:
-        """Returns (version, signature, timestamp ms) of a valid signature."""
+    def check_headers(self, scope: Scope) -> Claim:
+        """The cheap checks: a request nobody signed is refused before its body is read."""
         headers = Headers(scope=scope)
         timestamp = _single_header(headers, "x-timestamp")
         signature = _single_header(headers, "x-signature")
@@ -80,7 +93,7 @@ class Verifier:
                 "x-timestamp must be the Unix time in milliseconds, in decimal digits",
                 field="x-timestamp",
             )
-        if abs(now_ms - int(timestamp)) > self.window_ms:
+        if abs(self.clock() - int(timestamp)) > self.window_ms:
             raise SignatureRejected(
                 "stale_timestamp",
                 f"x-timestamp is outside the accepted window of {self.window_ms} ms "
@@ -94,19 +107,22 @@ class Verifier:
                 "x-signature must be 64 hexadecimal digits",
                 field="x-signature",
             )
-        given = bytes.fromhex(signature)
+        return Claim(timestamp, bytes.fromhex(signature), version)
+
+    def check_signature(self, scope: Scope, claim: Claim, body: bytes) -> None:
         message = signing.signed_bytes(
-            scope["method"], _path_and_query(scope), body, timestamp, version
+            scope["method"], _path_and_query(scope), body, claim.timestamp, claim.version
         )
         # Check every key (no early exit), so timing does not tell which key is current.
-        matches = [hmac.compare_digest(signing.digest(key, message), given) for key in self.keys]
+        matches = [
+            hmac.compare_digest(signing.digest(key, message), claim.signature) for key in self.keys
+        ]
         if not any(matches):
             raise SignatureRejected(
                 "bad_signature",
-                f"x-signature does not match this request (signature version {version})",
+                f"x-signature does not match this request (signature version {claim.version})",
                 field="x-signature",
             )
-        return version, given, int(timestamp)
 
     def _version(self, header: str | None) -> signing.Version:
         if header is None:
@@ -138,13 +154,19 @@ def _path_and_query(scope: Scope) -> bytes:
     return path + b"?" + query if query else path
 
 
-async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+def check_declared_length(headers: Headers, limit: int) -> None:
+    """Refuse a body announced too large before reading any of it."""
     declared = headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise Problem(400, "Content-Length must be a whole number of bytes")
-        if int(declared) > limit:
-            raise PayloadTooLarge(limit)
+    if declared is None:
+        return
+    if not CONTENT_LENGTH.fullmatch(declared):
+        raise Problem(400, "Content-Length must be a whole number of bytes")
+    if int(declared) > limit:
+        raise PayloadTooLarge(limit)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body, refused as soon as it grows past `limit` (a chunked upload states none)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -177,16 +199,21 @@ def replaying(body: bytes, receive: Receive) -> Receive:
 
 def _with_content_length(scope: Scope, length: int) -> Scope:
     """The body is now known in full: state its length (a chunked upload has none)."""
-    headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+    headers = [
+        (k, v) for k, v in scope["headers"] if k not in (b"content-length", b"transfer-encoding")
+    ]
     if length or scope["method"] in UNSAFE_METHODS:
         headers.append((b"content-length", str(length).encode()))
     return {**scope, "headers": headers}
 
 
 class SignatureMiddleware:
-    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+    def __init__(
+        self, app: ASGIApp, *, settings: Settings, clock: Callable[[], int] = signing.now_ms
+    ) -> None:
+        """`clock` gives the current Unix time in ms (tests fix it to verify recorded requests)."""
         self.app = app
-        self.verifier = Verifier(settings)
+        self.verifier = Verifier(settings, clock)
         self.max_body_bytes = settings.max_body_bytes
         self.window = timedelta(milliseconds=settings.timestamp_signing_threshold)
 
@@ -194,26 +221,29 @@ class SignatureMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body = await read_body(receive, Headers(scope=scope), self.max_body_bytes)
-        scope = _with_content_length(scope, len(body))
+        check_declared_length(Headers(scope=scope), self.max_body_bytes)
         path: str = scope["path"]
         is_api = path == SIGNED_PREFIX or path.startswith(SIGNED_PREFIX + "/")
-        if is_api and scope["method"] != "OPTIONS":
-            version, signature, timestamp = self.verifier.verify(scope, body, signing.now_ms())
+        claim = (
+            self.verifier.check_headers(scope) if is_api and scope["method"] != "OPTIONS" else None
+        )
+        body = await read_body(receive, self.max_body_bytes)
+        scope = _with_content_length(scope, len(body))
+        if claim is not None:
+            self.verifier.check_signature(scope, claim, body)
             if self.verifier.needs_replay_check(scope["method"]):
-                await self._accept_once(scope["state"], signature, timestamp)
-            scope[VERIFIED] = version
+                await self._accept_once(scope["state"], claim)
+            scope[VERIFIED] = claim.version
         await self.app(scope, replaying(body, receive), send)
 
-    async def _accept_once(
-        self, state: Mapping[str, Any], signature: bytes, timestamp: int
-    ) -> None:
+    async def _accept_once(self, state: Mapping[str, Any], claim: Claim) -> None:
         engine: AsyncEngine = state["engine"]
         # A signature stays acceptable until its timestamp leaves the window; remember it as long.
-        expires_at = datetime.fromtimestamp(timestamp / 1000, UTC) + self.window
+        expires_at = datetime.fromtimestamp(int(claim.timestamp) / 1000, UTC) + self.window
+        # The digest of the decoded bytes: the same signature in upper-case hex is the same key.
         async with engine.begin() as conn:
             first_use = await record_signature(
-                conn=conn, digest=hashlib.sha256(signature).digest(), expires_at=expires_at
+                conn=conn, digest=hashlib.sha256(claim.signature).digest(), expires_at=expires_at
             )
         if not first_use:
             raise SignatureRejected(

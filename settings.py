@@ -12,6 +12,8 @@ from sqlalchemy import URL, make_url
 EXAMPLE_SECRET_KEY = "change-me-to-a-random-secret-of-at-least-32-bytes"  # noqa: S105
 # Used only with APP_DEBUG when no key is set, so that the first run needs no configuration.
 DEVELOPMENT_SECRET_KEY = "development-only-key-never-use-in-production"  # noqa: S105
+# The key of the README's worked example (`signing-vectors.json`): public, so never a real secret.
+WORKED_EXAMPLE_SECRET_KEY = "example-signing-key-0123456789abcdef"  # noqa: S105
 MIN_SECRET_KEY_BYTES = 32
 # Setting any of these selects PostgreSQL; without them the service uses an embedded SQLite file.
 POSTGRES_SELECTORS = frozenset({"db_url", "db_host", "db_name", "db_user", "db_password"})
@@ -31,6 +33,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         env_ignore_empty=True,
         extra="ignore",
+        # A refused value must not be echoed: the error would print a secret key into the logs.
+        hide_input_in_errors=True,
     )
 
     name: str = "backoffice"
@@ -87,7 +91,7 @@ class Settings(BaseSettings):
             ("APP_SECRET_KEY_PREVIOUS", key) for key in self.secret_key_previous
         ]:
             value = key.get_secret_value()
-            if value in (EXAMPLE_SECRET_KEY, DEVELOPMENT_SECRET_KEY):
+            if value in (EXAMPLE_SECRET_KEY, DEVELOPMENT_SECRET_KEY, WORKED_EXAMPLE_SECRET_KEY):
                 raise ValueError(f"{variable} is the example value: generate a real secret")
             if len(value.encode()) < MIN_SECRET_KEY_BYTES:
                 raise ValueError(f"{variable} is shorter than {MIN_SECRET_KEY_BYTES} bytes")
