@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     secret_key_previous: Annotated[list[SecretStr], NoDecode] = []
     timestamp_signing_threshold: int = Field(default=120_000, gt=0, le=3_600_000)
-    signature_min_version: Literal[1, 2] = 1
+    # An int, not Literal[1, 2]: a Literal never matches the string an environment variable gives.
+    signature_min_version: int = Field(default=1, ge=1, le=2)
     replay_protection: Literal["unsafe", "all", "off"] = "unsafe"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
 
