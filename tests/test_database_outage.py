@@ -1,0 +1,408 @@
+"""The database fails for real under a running `backoffice serve`: a private PostgreSQL cluster
+is stopped, frozen, locked and has its sessions killed. Requests get a quick 503, the service
+recovers by itself, and no acknowledged write is lost or doubled, nor any write half-done.
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.backoffice_process import AsyncSignedClient, BackofficeServer, signed_server_environment
+from tests.conftest import TEST_KEY
+from tests.postgres_cluster import PrivateCluster
+from tests.problem_assertions import assert_problem
+
+APP_NAME = "backoffice-outage-test"
+AS_POSTGRES = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+UNAVAILABLE = "the database is unavailable, retry later"
+# Small bounds, so that a failing database shows quickly: every request must end within them.
+BOUNDS = {
+    "APP_DB_CONNECT_TIMEOUT": "1",
+    "APP_DB_STATEMENT_TIMEOUT": "3000",
+    "APP_DB_POOL_TIMEOUT": "1",
+    "APP_DB_POOL_SIZE": "3",
+    "APP_DB_MAX_OVERFLOW": "0",
+}
+# Longer than any bound above allows a request to take; a hang fails the test with ReadTimeout.
+CLIENT_TIMEOUT_SECONDS = 15
+RECOVERY_SECONDS = 30
+DEADPOND = {"name": "Deadpond", "secret_name": "Dive Wilson", "age": 30}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PrivateCluster]:
+    private = PrivateCluster().init()
+    private.start()
+    try:
+        yield private
+    finally:
+        private.destroy()
+
+
+@pytest.fixture(scope="module")
+def served(cluster: PrivateCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("outage") / "server.log"
+    environment = signed_server_environment(cluster.url, TEST_KEY, APP_NAME=APP_NAME, **BOUNDS)
+    with BackofficeServer(environment, log) as server:
+        yield server.url
+
+
+@pytest.fixture
+def server(served: str, cluster: PrivateCluster) -> Iterator[str]:
+    """The module's server, with its database up and answering at the start of each test."""
+    _restart_if_down(cluster)
+    wait_until_serving(served)
+    yield served
+    _restart_if_down(cluster)
+
+
+def _restart_if_down(cluster: PrivateCluster) -> None:
+    if _answers(cluster):
+        return
+    # A server may be half-way through a shutdown: finish it (or find none running), then start.
+    with contextlib.suppress(subprocess.CalledProcessError):
+        cluster.stop("fast")
+    cluster.start()
+
+
+def _answers(cluster: PrivateCluster) -> bool:
+    with (
+        contextlib.suppress(psycopg.OperationalError),
+        psycopg.connect(cluster.url, connect_timeout=2),
+    ):
+        return True
+    return False
+
+
+def wait_until_serving(url: str) -> None:
+    deadline = time.monotonic() + RECOVERY_SECONDS
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"the service did not recover within {RECOVERY_SECONDS} s")
+
+
+def signed(url: str) -> AsyncSignedClient:
+    return AsyncSignedClient(url, TEST_KEY, timeout=CLIENT_TIMEOUT_SECONDS)
+
+
+def call(url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def once() -> httpx.Response:
+        client = signed(url)
+        try:
+            return await client.request(method, path, **kwargs)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(once())
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    assert_problem(response, 503, UNAVAILABLE)
+    assert response.headers["retry-after"] == "1"
+
+
+def sql(cluster: PrivateCluster, statement: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        cursor = conn.execute(statement)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description else []
+
+
+def wait_for_lock_waiters(cluster: PrivateCluster, count: int, app_name: str = APP_NAME) -> None:
+    query = (
+        "SELECT count(*) FROM pg_stat_activity "
+        f"WHERE application_name = '{app_name}' AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if sql(cluster, query)[0][0] >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{count} requests did not come to wait for the lock within 10 s")
+
+
+@contextlib.contextmanager
+def locked_heroes(cluster: PrivateCluster) -> Generator[None]:
+    """Hold an exclusive lock on `heroes`, so that requests touching it wait inside PostgreSQL."""
+    with psycopg.connect(cluster.url) as blocker:
+        blocker.execute("LOCK TABLE heroes IN ACCESS EXCLUSIVE MODE")
+        yield
+        blocker.rollback()
+
+
+def in_background(request: Any) -> tuple[threading.Thread, list[httpx.Response]]:
+    answers: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: answers.append(request()))
+    thread.start()
+    return thread, answers
+
+
+@contextlib.contextmanager
+def frozen(cluster: PrivateCluster) -> Generator[None]:
+    """SIGSTOP the postmaster and its backends: the server accepts TCP and answers nothing."""
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(
+        ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    pids = [postmaster, *map(int, children)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+class TestDatabaseDown:
+    def test_requests_get_503_and_readiness_fails_while_liveness_stays_up(
+        self, server: str, cluster: PrivateCluster
+    ) -> None:
+        cluster.stop("fast")
+
+        read = call(server, "GET", "/api/heroes")
+        write = call(server, "POST", "/api/heroes", json=DEADPOND)
+        ready = httpx.get(f"{server}/health/ready", timeout=CLIENT_TIMEOUT_SECONDS)
+        live = httpx.get(f"{server}/health/live", timeout=CLIENT_TIMEOUT_SECONDS)
+
+        assert_unavailable(read)
+        assert_unavailable(write)
+        assert_problem(ready, 503, "the database is unreachable (ConnectionRefusedError)")
+        assert ready.headers["retry-after"] == "1"
+        assert live.status_code == 200
+
+    def test_service_recovers_without_a_restart_when_the_database_returns(
+        self, server: str, cluster: PrivateCluster
+    ) -> None:
+        cluster.stop("fast")
+        assert_unavailable(call(server, "GET", "/api/heroes"))
+
+        cluster.start()
+
+        wait_until_serving(server)
+        assert call(server, "GET", "/api/heroes").status_code == 200
+        assert call(server, "POST", "/api/heroes", json=DEADPOND).status_code == 201
+
+    def test_server_refusing_connections_while_shutting_down_gives_503(
+        self, server: str, cluster: PrivateCluster
+    ) -> None:
+        with psycopg.connect(cluster.url, autocommit=True) as lingering:
+            # A smart shutdown waits for this session, refusing new ones ("shutting down").
+            subprocess.run(
+                [*AS_POSTGRES, "pg_ctl", "-D", str(cluster.data), "-m", "smart", "-W", "stop"],
+                check=True,
+                capture_output=True,
+            )
+            lingering.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE application_name = '{APP_NAME}'"
+            )
+
+            response = call(server, "GET", "/api/heroes")
+
+        assert_unavailable(response)
+
+
+class TestDatabaseTooSlow:
+    def test_statement_timeout_gives_503(self, server: str, cluster: PrivateCluster) -> None:
+        with locked_heroes(cluster):
+            response = call(server, "GET", "/api/heroes")
+
+        assert_unavailable(response)
+        assert call(server, "GET", "/api/heroes").status_code == 200
+
+    def test_frozen_database_gives_503_not_a_hang(
+        self, server: str, cluster: PrivateCluster
+    ) -> None:
+        with frozen(cluster):
+            read = call(server, "GET", "/api/heroes")
+            ready = httpx.get(f"{server}/health/ready", timeout=CLIENT_TIMEOUT_SECONDS)
+
+        assert_unavailable(read)
+        assert ready.status_code == 503
+        wait_until_serving(server)
+
+    def test_exhausted_pool_gives_503_after_a_bounded_wait(
+        self, server: str, cluster: PrivateCluster
+    ) -> None:
+        with locked_heroes(cluster):
+            waiting = [
+                in_background(lambda: call(server, "GET", "/api/heroes"))
+                for _ in range(int(BOUNDS["APP_DB_POOL_SIZE"]))
+            ]
+            wait_for_lock_waiters(cluster, len(waiting))
+
+            starved = call(server, "GET", "/api/teams")
+
+            for thread, _ in waiting:
+                thread.join(CLIENT_TIMEOUT_SECONDS)
+
+        assert_unavailable(starved)
+        for _, answers in waiting:
+            assert_unavailable(answers[0])
+
+    def test_session_killed_mid_request_gives_503_and_the_next_request_succeeds(
+        self, server: str, cluster: PrivateCluster
+    ) -> None:
+        with locked_heroes(cluster):
+            thread, answers = in_background(lambda: call(server, "GET", "/api/heroes"))
+            wait_for_lock_waiters(cluster, 1)
+            sql(
+                cluster,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE application_name = '{APP_NAME}'",
+            )
+            thread.join(CLIENT_TIMEOUT_SECONDS)
+
+        assert_unavailable(answers[0])
+        assert call(server, "GET", "/api/heroes").status_code == 200
+
+
+class TestWritesThroughAnOutage:
+    def test_retried_writes_are_all_stored_exactly_once(
+        self, server: str, cluster: PrivateCluster
+    ) -> None:
+        """Clients retry each create with its Idempotency-Key until acknowledged."""
+        writes = 60
+        outcomes: dict[int, list[int]] = {}
+
+        async def create(client: AsyncSignedClient, n: int, key: str) -> None:
+            hero = DEADPOND | {"name": f"hero {n}", "age": n}
+            while True:
+                response = await client.post(
+                    "/api/heroes", json=hero, headers={"Idempotency-Key": key}
+                )
+                outcomes.setdefault(n, []).append(response.status_code)
+                if response.status_code == 201:
+                    return
+                assert_unavailable(response)
+                await asyncio.sleep(float(response.headers["retry-after"]) / 4)
+
+        async def outage() -> None:
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(cluster.stop, "fast")
+            await asyncio.sleep(2)
+            await asyncio.to_thread(cluster.start)
+
+        async def scenario() -> None:
+            client = signed(server)
+            try:
+                failure = asyncio.create_task(outage())
+                for n in range(writes):
+                    await asyncio.gather(
+                        *(create(client, n * 3 + i, str(uuid.uuid4())) for i in range(3))
+                    )
+                    await asyncio.sleep(0.05)
+                await failure
+            finally:
+                await client.aclose()
+
+        asyncio.run(scenario())
+
+        rows = sql(cluster, "SELECT name, age FROM heroes WHERE name LIKE 'hero %' ORDER BY age")
+        assert rows == [(f"hero {n}", n) for n in range(writes * 3)]
+        assert any(503 in statuses for statuses in outcomes.values()), "no request met the outage"
+
+    def test_unacknowledged_team_deletions_are_all_or_nothing(
+        self, server: str, cluster: PrivateCluster
+    ) -> None:
+        """Deleting a team unassigns its heroes in the same transaction: both or neither."""
+        teams = 30
+        answers: dict[int, int] = {}
+
+        async def scenario() -> None:
+            client = signed(server)
+            try:
+                team_ids = []
+                for n in range(teams):
+                    team = await client.post(
+                        "/api/teams", json={"name": f"doomed {n}", "headquarters": "HQ"}
+                    )
+                    team_ids.append(team.json()["id"])
+                    for _ in range(3):
+                        await client.post(
+                            "/api/heroes",
+                            json=DEADPOND | {"name": f"member {n}", "team_id": team.json()["id"]},
+                        )
+                stopping = asyncio.create_task(asyncio.to_thread(cluster.stop, "immediate"))
+                for team_id in team_ids:
+                    answers[team_id] = (await client.delete(f"/api/teams/{team_id}")).status_code
+                await stopping
+            finally:
+                await client.aclose()
+
+        asyncio.run(scenario())
+        cluster.start()
+
+        assert set(answers.values()) <= {204, 503}
+        remaining = {
+            row[0] for row in sql(cluster, "SELECT id FROM teams WHERE name LIKE 'doomed %'")
+        }
+        members = sql(
+            cluster, "SELECT team_id, version, name FROM heroes WHERE name LIKE 'member %'"
+        )
+        assert len(members) == teams * 3
+        for team_id, answer in answers.items():
+            if answer == 204:
+                assert team_id not in remaining
+        for team_id, version, _name in members:
+            if team_id is None:
+                assert version == 2, "a hero was unassigned without its version moving on"
+            else:
+                assert team_id in remaining
+                assert version == 1
+
+
+def wait_until_refusing_connections(url: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/health/live", timeout=1)
+        except httpx.ConnectError:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the server still accepts connections 10 s after SIGTERM")
+
+
+class TestShutdown:
+    def test_sigterm_lets_the_request_in_flight_finish_then_closes_the_pool(
+        self, server: str, cluster: PrivateCluster, tmp_path: Path
+    ) -> None:
+        del server  # only for its database, up and answering
+        name = "backoffice-shutdown-test"
+        environment = signed_server_environment(
+            cluster.url, TEST_KEY, APP_NAME=name, APP_SHUTDOWN_GRACE_SECONDS="20"
+        )
+        with BackofficeServer(environment, tmp_path / "server.log") as process:
+            with locked_heroes(cluster):
+                thread, answers = in_background(
+                    lambda: call(process.url, "POST", "/api/heroes", json=DEADPOND)
+                )
+                wait_for_lock_waiters(cluster, 1, app_name=name)
+                process.terminate()
+                wait_until_refusing_connections(process.url)
+            thread.join(CLIENT_TIMEOUT_SECONDS)
+            exit_code = process.wait(CLIENT_TIMEOUT_SECONDS)
+
+        assert answers[0].status_code == 201
+        # uvicorn re-raises the SIGTERM it handled once shut down: the conventional exit status.
+        assert exit_code == -signal.SIGTERM
+        sessions = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}'"
+        assert sql(cluster, sessions) == [(0,)]
+        assert sql(
+            cluster, f"SELECT count(*) FROM heroes WHERE id = {answers[0].json()['id']}"
+        ) == [(1,)]
