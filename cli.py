@@ -189,11 +189,15 @@ def call(
         name, _, value = extra.partition(":")
         headers[name.strip()] = value.strip()
     sign_version: signing.Version = 2 if version == 2 else 1
-    headers |= signing.signed_headers(method, path, body, settings.signing_key, sign_version)
+    request = httpx.Request(method.upper(), url.rstrip("/") + path, content=body, headers=headers)
+    # Version 2 signs the target as it goes on the wire, after httpx has percent-encoded it.
+    target = request.url.raw_path.decode("ascii")
+    request.headers.update(
+        signing.signed_headers(method, target, body, settings.signing_key, sign_version)
+    )
     try:
-        response = httpx.request(
-            method.upper(), url.rstrip("/") + path, content=body, headers=headers, timeout=30
-        )
+        with httpx.Client(timeout=30) as client:
+            response = client.send(request)
     except httpx.HTTPError as error:
         typer.secho(f"could not reach {url}: {error}", fg="red", err=True)
         raise typer.Exit(3) from None

@@ -1,0 +1,159 @@
+"""`backoffice call` signs and sends requests to a real `backoffice serve` on 127.0.0.1.
+
+So does the README's curl example: both are run against the live server, on PostgreSQL.
+"""
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from cli import cli
+from settings import ROOT, Settings
+from tests.backoffice_process import BACKOFFICE, BackofficeServer, signed_server_environment
+
+KEY = "the-operators-signing-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def server(
+    backend_settings: dict[str, Settings], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`backoffice serve` on the test database, with its own key."""
+    url = backend_settings["postgresql"].database_url.render_as_string(hide_password=False)
+    environment = signed_server_environment(url, KEY)
+    log = tmp_path_factory.mktemp("cli-call") / "server.log"
+    with BackofficeServer(environment, log) as live:
+        yield live.url
+
+
+def call(server: str, *arguments: str, key: str = KEY) -> Result:
+    environment = {"BACKOFFICE_URL": server, "APP_SECRET_KEY": key, "APP_DEBUG": None}
+    return CliRunner().invoke(cli, ["call", *arguments], env=environment)
+
+
+def printed_json(output: str) -> object:
+    """The pretty-printed body that follows the status line (and the listed headers)."""
+    return json.loads(output[output.index("{") :])
+
+
+def test_get_prints_the_status_and_the_body(server: str) -> None:
+    result = call(server, "GET", "/api/teams?limit=1")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("HTTP 200 OK\n")
+    assert set(printed_json(result.output)) == {"items", "next_cursor"}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_post_with_data_signs_the_body_in_either_version(server: str, version: str) -> None:
+    name = f"Call v{version}"
+    data = json.dumps({"name": name, "headquarters": "Terminal"})
+
+    result = call(server, "POST", "/api/teams", "--data", data, "--version", version)
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("HTTP 201 Created\n")
+    assert re.search(r"^location: /api/teams/\d+$", result.output, flags=re.MULTILINE)
+    created = printed_json(result.output)
+    assert isinstance(created, dict)
+    assert (created["name"], created["headquarters"]) == (name, "Terminal")
+
+
+def test_a_query_with_spaces_and_accents_is_signed_as_sent(server: str) -> None:
+    result = call(server, "GET", "/api/heroes?name=Équipe Zürich&limit=2", "--version", "2")
+
+    assert result.exit_code == 0, result.output
+    assert printed_json(result.output) == {"items": [], "next_cursor": None}
+
+
+def test_a_4xx_answer_prints_the_problem_and_exits_with_1(server: str) -> None:
+    result = call(server, "GET", "/api/teams/987654321")
+
+    assert result.exit_code == 1
+    assert result.output.startswith("HTTP 404 Not Found\n")
+    problem = printed_json(result.output)
+    assert isinstance(problem, dict)
+    problem.pop("request_id", None)
+    assert problem == {
+        "type": "/problems/not-found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "team 987654321 does not exist",
+    }
+
+
+def test_a_call_signed_with_another_key_gets_401_and_exits_with_1(server: str) -> None:
+    result = call(server, "DELETE", "/api/teams/1", key="not-the-servers-key-0123456789abcdef")
+
+    assert result.exit_code == 1
+    assert result.output.startswith("HTTP 401 Unauthorized\n")
+    problem = printed_json(result.output)
+    assert isinstance(problem, dict)
+    assert problem["detail"] == "x-signature does not match this request (signature version 2)"
+
+
+def test_data_that_is_not_json_is_refused_before_sending(server: str) -> None:
+    result = call(server, "POST", "/api/teams", "--data", "{name: Avengers}")
+
+    assert result.exit_code == 2
+    assert "--data is not valid JSON" in result.output
+
+
+def test_an_unreachable_server_exits_with_3() -> None:
+    result = call("http://127.0.0.1:9", "GET", "/api/teams")
+
+    assert result.exit_code == 3
+    assert "could not reach http://127.0.0.1:9" in result.output
+
+
+def test_the_installed_command_exits_with_1_on_a_conflict(server: str, tmp_path: Path) -> None:
+    data = json.dumps({"name": "Installed command", "headquarters": "Shell"})
+    environment = {"BACKOFFICE_URL": server, "APP_SECRET_KEY": KEY, "PATH": "/usr/bin:/bin"}
+
+    runs = [
+        subprocess.run(
+            [BACKOFFICE, "call", "POST", "/api/teams", "-d", data],
+            env=environment,
+            cwd=tmp_path,  # no .env file here
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        for _ in range(2)
+    ]
+
+    assert [run.returncode for run in runs] == [0, 1], [run.stdout + run.stderr for run in runs]
+    assert runs[1].stdout.startswith("HTTP 409 Conflict\n")
+
+
+def _readme_curl_example() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## The API\n") :]
+    match = re.search(r"```bash\n(KEY=.*?)```", section, flags=re.DOTALL)
+    assert match is not None, "the curl example is missing from The API"
+    return match.group(1)
+
+
+def test_the_readme_curl_example_is_accepted_by_a_running_server(server: str) -> None:
+    script = _readme_curl_example()
+    assert "http://127.0.0.1:8000" in script
+    # The example signs with the development key; this server has its own.
+    script = re.sub(r"^KEY=\S+", f"KEY={KEY}", script.replace("http://127.0.0.1:8000", server))
+
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stderr
+    page = json.loads(run.stdout)  # a 401 would be a problem document instead
+    assert set(page) == {"items", "next_cursor"}, page
