@@ -44,6 +44,8 @@ UNMATCHED = "unmatched"
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 QUERY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 STATEMENTS = frozenset({"select", "insert", "update", "delete"})
+# Clients choose the method; any other is counted as `other` to keep the label bounded.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 QUERY_STARTS = "metrics_query_starts"
 WORKER_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
@@ -265,7 +267,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_observed)
         finally:
             self.metrics.in_flight.dec()
-            labels = (operation_label(scope), scope["method"], str(status))
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            labels = (operation_label(scope), method, str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.duration.labels(*labels).observe(time.perf_counter() - started)
             self.metrics.observe_pool()

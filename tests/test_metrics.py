@@ -26,7 +26,7 @@ from tests.signed_client import SignedClient
 type Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 NAMESPACE = "operations"
-STARTUP_SECONDS = 60
+STARTUP_SECONDS = 120
 MAX_REQUESTS = 400
 
 
@@ -173,9 +173,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _worker_pids(directory: Path) -> set[int]:
-    """Workers that have counted at least one request (each writes its own counter file)."""
-    return {int(path.stem.removeprefix("counter_")) for path in directory.glob("counter_*.db")}
+def _worker_pids(directory: Path, kind: str = "counter") -> set[int]:
+    """Workers that have written a file of this kind: `counter` once they have counted a
+    request, `gauge_livesum` as soon as their app is built."""
+    return {int(path.stem.rsplit("_", 1)[1]) for path in directory.glob(f"{kind}_*.db")}
 
 
 @pytest.fixture
@@ -219,10 +220,12 @@ def two_workers(
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/health/live", timeout=2).status_code == 200:
-                    break
+            files = sorted(p.name for p in directory.glob("*")) if directory.exists() else []
+            assert time.monotonic() < deadline, f"{files}\n{log.read_text()}"
+            if len(_worker_pids(directory, "gauge_livesum")) == 2:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{url}/health/live", timeout=2).status_code == 200:
+                        break
             time.sleep(0.2)
         yield url, directory
     finally:
@@ -260,3 +263,16 @@ def test_a_scrape_of_any_worker_counts_the_requests_of_every_worker(
         assert requests_total(samples, "handlers.ops.live", "GET", 200) == sent + 1
         for pid in workers:
             assert value(samples, "process_resident_memory_bytes", pid=str(pid)) > 0
+
+
+def test_a_method_no_operation_knows_is_counted_as_other(pg_client: SignedClient) -> None:
+    before = scrape(pg_client)
+    response = pg_client.raw.request("BREW", "/api/teams")
+    assert response.status_code == 405
+    after = scrape(pg_client)
+    assert (
+        requests_total(after, "unmatched", "other", 405)
+        - requests_total(before, "unmatched", "other", 405)
+        == 1
+    )
+    assert not [labels for name, labels in after if ("method", "BREW") in labels]
