@@ -1,6 +1,7 @@
 """RFC 9457 problem+json: every error the service returns is built and rendered here."""
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -11,6 +12,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Mount, Route
 
 from persistence import errors
 
@@ -126,7 +128,22 @@ def from_http(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
         404: f"no resource at {path}",
         405: f"{method} is not supported on {path}",
     }.get(error.status_code, str(error.detail))
-    return render(request, Problem(error.status_code, detail, headers=dict(error.headers or {})))
+    headers = dict(error.headers or {})
+    if error.status_code == 405 and (router := scope.get("router")) is not None:
+        headers["Allow"] = ", ".join(sorted(_allowed_methods(router.routes, path)))
+    return render(request, Problem(error.status_code, detail, headers=headers))
+
+
+def _allowed_methods(routes: Sequence[BaseRoute], path: str) -> set[str]:
+    """Every method some route serves at `path`: Starlette's 405 names only the first route's,
+    and Connexion has one route per operation, so `Allow` would miss the path's other methods."""
+    allowed: set[str] = set()
+    for route in routes:
+        if isinstance(route, Mount) and (match := route.path_regex.match(path)):
+            allowed |= _allowed_methods(route.routes, "/" + match["path"])
+        elif isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            allowed |= route.methods
+    return allowed
 
 
 def database_unavailable(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
