@@ -275,4 +275,4 @@ def test_a_method_no_operation_knows_is_counted_as_other(pg_client: SignedClient
         - requests_total(before, "unmatched", "other", 405)
         == 1
     )
-    assert not [labels for name, labels in after if ("method", "BREW") in labels]
+    assert not [labels for _name, labels in after if ("method", "BREW") in labels]
