@@ -1,0 +1,78 @@
+"""The contract itself: a valid OpenAPI 3.0 document that passes the project's Redocly lint."""
+
+import copy
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from openapi_spec_validator import validate
+
+from app import SPEC
+from settings import ROOT
+from tests.node_packages import npm_ci
+
+LINT_SECONDS = 120
+
+
+@pytest.fixture(scope="module")
+def redocly() -> Path:
+    return npm_ci(ROOT) / "redocly"
+
+
+def lint(redocly: Path, spec: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        [redocly, "lint", spec, "--config", ROOT / "redocly.yaml", "--format=json"],
+        capture_output=True,
+        timeout=LINT_SECONDS,
+        env={**os.environ, "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"},
+        check=False,
+    )
+    report: dict[str, Any] = orjson.loads(result.stdout)
+    assert result.returncode == (1 if report["totals"]["errors"] else 0)
+    return report
+
+
+def load_spec() -> dict[str, Any]:
+    return yaml.safe_load(SPEC.read_text())
+
+
+def test_openapi_yaml_is_a_valid_openapi_3_0_document() -> None:
+    spec = load_spec()
+
+    validate(spec)
+
+    assert spec["openapi"].startswith("3.0.")
+
+
+def test_openapi_yaml_passes_the_lint_without_a_finding(redocly: Path) -> None:
+    report = lint(redocly, SPEC)
+
+    assert report["problems"] == []
+
+
+def test_the_lint_refuses_what_the_contract_promises_never_to_have(
+    redocly: Path, tmp_path: Path
+) -> None:
+    spec = copy.deepcopy(load_spec())
+    heroes = spec["paths"]["/api/heroes"]
+    heroes["post"]["operationId"] = heroes["get"]["operationId"]
+    del heroes["get"]["description"]
+    heroes["get"]["responses"] = {"200": heroes["get"]["responses"]["200"]}
+    del heroes["post"]["requestBody"]["content"]["application/json"]["examples"]
+    spec["components"]["schemas"]["Unused"] = {"type": "string", "example": "x"}
+    broken = tmp_path / "openapi.yaml"
+    broken.write_text(yaml.safe_dump(spec))
+
+    report = lint(redocly, broken)
+
+    assert {problem["ruleId"] for problem in report["problems"]} == {
+        "operation-operationId-unique",
+        "operation-description",
+        "operation-4xx-response",
+        "rule/request-body-example",
+        "no-unused-components",
+    }
