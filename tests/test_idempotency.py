@@ -183,6 +183,16 @@ class TestKeyReuse:
             "Idempotency-Key",
         )
 
+    def test_key_with_a_space_is_refused_with_400(self, client: SignedClient) -> None:
+        response = client.post("/api/heroes", json=DEADPOND, headers=keyed("two words"))
+
+        assert_problem(
+            response,
+            400,
+            "header parameter 'Idempotency-Key': 'two words' does not match '^[!-~]+$'",
+            "Idempotency-Key",
+        )
+
 
 class TestFailedRequestsAreNotStored:
     def test_refused_request_can_be_retried_with_its_key_once_the_cause_is_fixed(
