@@ -63,7 +63,8 @@
   // `settings()` gives {key, version}; `now()` the Unix time in ms; `base` resolves relative URLs.
   function makeRequestInterceptor({ settings, now = () => Date.now(), base }) {
     return async function signRequest(request) {
-      const url = new URL(request.url, base || globalThis.location.href);
+      const page = globalThis.location ? globalThis.location.href : undefined;
+      const url = new URL(request.url, base || page);
       if (!isSigned(url.pathname)) return request;
       request.headers = request.headers || {};
       const authorized = takeSigningHeaders(request.headers);

@@ -147,3 +147,19 @@ def pg_client(
     """Like `client`, on PostgreSQL only (for behaviour that SQLite cannot show)."""
     truncate_all(backend_settings["postgresql"])
     return SignedClient(app_clients["postgresql"], TEST_KEY)
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    backend_settings: dict[str, Settings], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`backoffice serve` on 127.0.0.1 and the PostgreSQL test database (key TEST_KEY): its URL.
+
+    For clients that must go through a real socket (`backoffice call`, curl, Node's fetch).
+    """
+    from tests.backoffice_process import BackofficeServer, signed_server_environment
+
+    database = backend_settings["postgresql"].database_url.render_as_string(hide_password=False)
+    log = tmp_path_factory.mktemp("live-server") / "server.log"
+    with BackofficeServer(signed_server_environment(database, TEST_KEY), log) as server:
+        yield server.url

@@ -4,6 +4,7 @@ So does the README's curl example: both are run against the live server, on Post
 """
 
 import json
+import logging
 import re
 import subprocess
 from collections.abc import Iterator
@@ -13,22 +14,22 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cli import cli
-from settings import ROOT, Settings
-from tests.backoffice_process import BACKOFFICE, BackofficeServer, signed_server_environment
+from settings import ROOT
+from tests.backoffice_process import BACKOFFICE
+from tests.conftest import TEST_KEY
 
-KEY = "the-operators-signing-key-0123456789abcdef"
+KEY = TEST_KEY
 
 
-@pytest.fixture(scope="module")
-def server(
-    backend_settings: dict[str, Settings], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """`backoffice serve` on the test database, with its own key."""
-    url = backend_settings["postgresql"].database_url.render_as_string(hide_password=False)
-    environment = signed_server_environment(url, KEY)
-    log = tmp_path_factory.mktemp("cli-call") / "server.log"
-    with BackofficeServer(environment, log) as live:
-        yield live.url
+@pytest.fixture(autouse=True)
+def quiet_httpx() -> Iterator[None]:
+    """Keep httpx's request log out of the printed output: other tests configure logging in
+    this process, whereas a real `backoffice call` process leaves it unconfigured."""
+    logger = logging.getLogger("httpx")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(level)
 
 
 def call(server: str, *arguments: str, key: str = KEY) -> Result:
@@ -41,8 +42,8 @@ def printed_json(output: str) -> object:
     return json.loads(output[output.index("{") :])
 
 
-def test_get_prints_the_status_and_the_body(server: str) -> None:
-    result = call(server, "GET", "/api/teams?limit=1")
+def test_get_prints_the_status_and_the_body(live_server: str) -> None:
+    result = call(live_server, "GET", "/api/teams?limit=1")
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith("HTTP 200 OK\n")
@@ -50,11 +51,11 @@ def test_get_prints_the_status_and_the_body(server: str) -> None:
 
 
 @pytest.mark.parametrize("version", ["1", "2"])
-def test_post_with_data_signs_the_body_in_either_version(server: str, version: str) -> None:
+def test_post_with_data_signs_the_body_in_either_version(live_server: str, version: str) -> None:
     name = f"Call v{version}"
     data = json.dumps({"name": name, "headquarters": "Terminal"})
 
-    result = call(server, "POST", "/api/teams", "--data", data, "--version", version)
+    result = call(live_server, "POST", "/api/teams", "--data", data, "--version", version)
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith("HTTP 201 Created\n")
@@ -64,15 +65,15 @@ def test_post_with_data_signs_the_body_in_either_version(server: str, version: s
     assert (created["name"], created["headquarters"]) == (name, "Terminal")
 
 
-def test_a_query_with_spaces_and_accents_is_signed_as_sent(server: str) -> None:
-    result = call(server, "GET", "/api/heroes?name=Équipe Zürich&limit=2", "--version", "2")
+def test_a_query_with_spaces_and_accents_is_signed_as_sent(live_server: str) -> None:
+    result = call(live_server, "GET", "/api/heroes?name=Équipe Zürich&limit=2", "--version", "2")
 
     assert result.exit_code == 0, result.output
     assert printed_json(result.output) == {"items": [], "next_cursor": None}
 
 
-def test_a_4xx_answer_prints_the_problem_and_exits_with_1(server: str) -> None:
-    result = call(server, "GET", "/api/teams/987654321")
+def test_a_4xx_answer_prints_the_problem_and_exits_with_1(live_server: str) -> None:
+    result = call(live_server, "GET", "/api/teams/987654321")
 
     assert result.exit_code == 1
     assert result.output.startswith("HTTP 404 Not Found\n")
@@ -87,8 +88,8 @@ def test_a_4xx_answer_prints_the_problem_and_exits_with_1(server: str) -> None:
     }
 
 
-def test_a_call_signed_with_another_key_gets_401_and_exits_with_1(server: str) -> None:
-    result = call(server, "DELETE", "/api/teams/1", key="not-the-servers-key-0123456789abcdef")
+def test_a_call_signed_with_another_key_gets_401_and_exits_with_1(live_server: str) -> None:
+    result = call(live_server, "DELETE", "/api/teams/1", key="not-the-servers-key-0123456789abcdef")
 
     assert result.exit_code == 1
     assert result.output.startswith("HTTP 401 Unauthorized\n")
@@ -97,8 +98,8 @@ def test_a_call_signed_with_another_key_gets_401_and_exits_with_1(server: str) -
     assert problem["detail"] == "x-signature does not match this request (signature version 2)"
 
 
-def test_data_that_is_not_json_is_refused_before_sending(server: str) -> None:
-    result = call(server, "POST", "/api/teams", "--data", "{name: Avengers}")
+def test_data_that_is_not_json_is_refused_before_sending(live_server: str) -> None:
+    result = call(live_server, "POST", "/api/teams", "--data", "{name: Avengers}")
 
     assert result.exit_code == 2
     assert "--data is not valid JSON" in result.output
@@ -111,9 +112,9 @@ def test_an_unreachable_server_exits_with_3() -> None:
     assert "could not reach http://127.0.0.1:9" in result.output
 
 
-def test_the_installed_command_exits_with_1_on_a_conflict(server: str, tmp_path: Path) -> None:
+def test_the_installed_command_exits_with_1_on_a_conflict(live_server: str, tmp_path: Path) -> None:
     data = json.dumps({"name": "Installed command", "headquarters": "Shell"})
-    environment = {"BACKOFFICE_URL": server, "APP_SECRET_KEY": KEY, "PATH": "/usr/bin:/bin"}
+    environment = {"BACKOFFICE_URL": live_server, "APP_SECRET_KEY": KEY, "PATH": "/usr/bin:/bin"}
 
     runs = [
         subprocess.run(
@@ -140,11 +141,11 @@ def _readme_curl_example() -> str:
     return match.group(1)
 
 
-def test_the_readme_curl_example_is_accepted_by_a_running_server(server: str) -> None:
+def test_the_readme_curl_example_is_accepted_by_a_running_server(live_server: str) -> None:
     script = _readme_curl_example()
     assert "http://127.0.0.1:8000" in script
     # The example signs with the development key; this server has its own.
-    script = re.sub(r"^KEY=\S+", f"KEY={KEY}", script.replace("http://127.0.0.1:8000", server))
+    script = re.sub(r"^KEY=\S+", f"KEY={KEY}", script.replace("http://127.0.0.1:8000", live_server))
 
     run = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
