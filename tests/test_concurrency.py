@@ -15,6 +15,8 @@ from tests.backoffice_process import AsyncSignedClient, BackofficeServer, signed
 from tests.conftest import TEST_KEY, fresh_postgres_database, truncate_all
 from tests.problem_assertions import assert_problem
 
+pytestmark = pytest.mark.slow
+
 CLIENTS = 20
 DEADPOND = {"name": "Deadpond", "secret_name": "Dive Wilson", "age": 30}
 

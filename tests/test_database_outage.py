@@ -24,6 +24,8 @@ from tests.conftest import TEST_KEY
 from tests.postgres_cluster import PrivateCluster
 from tests.problem_assertions import assert_problem
 
+pytestmark = pytest.mark.slow
+
 APP_NAME = "backoffice-outage-test"
 AS_POSTGRES = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 UNAVAILABLE = "the database is unavailable, retry later"
