@@ -1,0 +1,198 @@
+"""The ceiling: the same endpoints as bare Starlette + asyncpg, with the identical queries and
+signature check, served by uvicorn exactly as `backoffice serve` serves the app.
+
+It shows what Python can do here, so the service's numbers have something to be measured
+against. It validates nothing beyond what the SQL needs and is never used outside the harness.
+"""
+
+import hashlib
+import hmac
+import os
+import re
+import sys
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+import uvicorn
+from asyncpg.pool import PoolConnectionProxy
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+import signing
+from persistence.pagination import decode_cursor, encode_cursor
+
+COLUMNS = (
+    "heroes.id, heroes.name, heroes.age, heroes.team_id, heroes.version, "
+    "heroes.created_at, heroes.updated_at"
+)
+TIMESTAMP = re.compile(r"[0-9]{1,15}")
+SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body, option=JSON_OPTIONS), status, headers, "application/json")
+
+
+def _public(record: asyncpg.Record) -> dict[str, Any]:
+    return {key: value for key, value in record.items() if key != "version"}
+
+
+class Ceiling:
+    def __init__(self, key: bytes, window_ms: int) -> None:
+        self.key = key
+        self.window_ms = window_ms
+        self.pool: asyncpg.Pool | None = None
+
+    def verify(self, request: Request, body: bytes) -> bytes | None:
+        """The service's checks: well-formed, fresh, and the HMAC of the same signed bytes."""
+        stamp = request.headers.get("x-timestamp", "")
+        signature = request.headers.get("x-signature", "")
+        if not TIMESTAMP.fullmatch(stamp) or not SIGNATURE.fullmatch(signature):
+            return None
+        if abs(signing.now_ms() - int(stamp)) > self.window_ms:
+            return None
+        claimed = bytes.fromhex(signature)
+        message = signing.signed_bytes(request.method, request.url.path, body, stamp, 1)
+        if not hmac.compare_digest(signing.digest(self.key, message), claimed):
+            return None
+        return claimed
+
+    async def accept_once(self, conn: PoolConnectionProxy, stamp: str, claimed: bytes) -> bool:
+        expires_at = datetime.fromtimestamp(int(stamp) / 1000, UTC) + timedelta(
+            milliseconds=self.window_ms
+        )
+        status = await conn.execute(
+            "INSERT INTO used_signatures (digest, expires_at) VALUES ($1, $2) "
+            "ON CONFLICT (digest) DO NOTHING",
+            hashlib.sha256(claimed).digest(),
+            expires_at,
+        )
+        return status == "INSERT 0 1"
+
+    def signed(
+        self, handler: Callable[[Request, PoolConnectionProxy, bytes], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            body = await request.body()
+            claimed = self.verify(request, body)
+            if claimed is None:
+                return _json({"title": "Unauthorized", "status": 401}, 401)
+            assert self.pool is not None
+            async with self.pool.acquire() as conn:
+                if request.method != "GET" and not await self.accept_once(
+                    conn, request.headers["x-timestamp"], claimed
+                ):
+                    return _json({"title": "Unauthorized", "status": 401}, 401)
+                return await handler(request, conn, body)
+
+        return endpoint
+
+
+async def list_heroes(request: Request, conn: PoolConnectionProxy, _body: bytes) -> Response:
+    limit = int(request.query_params.get("limit", "50"))
+    conditions: list[str] = []
+    arguments: list[Any] = []
+    if "team_id" in request.query_params:
+        arguments.append(int(request.query_params["team_id"]))
+        conditions.append(f"heroes.team_id = ${len(arguments)}")
+    if "cursor" in request.query_params:
+        arguments.append(decode_cursor(request.query_params["cursor"]))
+        conditions.append(f"heroes.id > ${len(arguments)}")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    arguments.append(limit + 1)
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM heroes{where} ORDER BY heroes.id LIMIT ${len(arguments)}",  # noqa: S608
+        *arguments,
+    )
+    next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
+    return _json({"items": [_public(row) for row in rows[:limit]], "next_cursor": next_cursor})
+
+
+async def get_hero(request: Request, conn: PoolConnectionProxy, _body: bytes) -> Response:
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM heroes WHERE heroes.id = $1",  # noqa: S608
+        int(request.path_params["hero_id"]),
+    )
+    if row is None:
+        return _json({"title": "Not Found", "status": 404}, 404)
+    return _json(_public(row), headers={"ETag": f'"{row["version"]}"'})
+
+
+async def create_hero(_request: Request, conn: PoolConnectionProxy, body: bytes) -> Response:
+    hero = orjson.loads(body)
+    now = datetime.now(UTC)
+    row = await conn.fetchrow(
+        "INSERT INTO heroes (name, secret_name, age, team_id, version, created_at, updated_at) "  # noqa: S608
+        f"VALUES ($1, $2, $3, $4, 1, $5, $5) RETURNING {COLUMNS}",
+        hero["name"],
+        hero["secret_name"],
+        hero.get("age"),
+        hero.get("team_id"),
+        now,
+    )
+    assert row is not None
+    headers = {"ETag": f'"{row["version"]}"', "Location": f"/api/heroes/{row['id']}"}
+    return _json(_public(row), 201, headers)
+
+
+async def update_hero(request: Request, conn: PoolConnectionProxy, body: bytes) -> Response:
+    changes = orjson.loads(body)
+    row = await conn.fetchrow(
+        "UPDATE heroes SET name = $2, age = $3, version = heroes.version + 1, updated_at = $4 "  # noqa: S608
+        f"WHERE heroes.id = $1 RETURNING {COLUMNS}",
+        int(request.path_params["hero_id"]),
+        changes["name"],
+        changes["age"],
+        datetime.now(UTC),
+    )
+    if row is None:
+        return _json({"title": "Not Found", "status": 404}, 404)
+    return _json(_public(row), headers={"ETag": f'"{row["version"]}"'})
+
+
+def create_app() -> Starlette:
+    dsn = os.environ["BENCH_CEILING_DSN"]
+    ceiling = Ceiling(
+        os.environ["APP_SECRET_KEY"].encode(), int(os.environ["APP_TIMESTAMP_SIGNING_THRESHOLD"])
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncGenerator[None]:
+        # The service's pool: 10 connections, bursting to 20.
+        ceiling.pool = await asyncpg.create_pool(dsn, min_size=10, max_size=20)
+        try:
+            yield
+        finally:
+            await ceiling.pool.close()
+
+    return Starlette(
+        routes=[
+            Route("/api/heroes", ceiling.signed(list_heroes), methods=["GET"]),
+            Route("/api/heroes", ceiling.signed(create_hero), methods=["POST"]),
+            Route("/api/heroes/{hero_id:int}", ceiling.signed(get_hero), methods=["GET"]),
+            Route("/api/heroes/{hero_id:int}", ceiling.signed(update_hero), methods=["PATCH"]),
+            Route("/openapi.json", lambda _request: _json({}), methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def main() -> None:
+    uvicorn.run(
+        create_app(),
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        log_config=None,
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,342 @@
+"""The benchmark: `uv run python -m bench.run --sizes 1000,100000,1000000 --seconds 20`.
+
+For each data size it bulk-loads a dedicated PostgreSQL database, starts the service
+(`backoffice serve`, one worker, production settings) and the ceiling (`bench/ceiling.py`),
+replays pre-signed requests with `wrk` against each in turn, and stops both. It prints a table
+and writes the numbers to `bench/results/`.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from bench.dataset import bench_url, create_database, load_heroes, plain_dsn
+from bench.load import (
+    READ_SCENARIOS,
+    SCENARIOS,
+    UNSAFE_PER_SECOND,
+    RequestFile,
+    RssSampler,
+    run_wrk,
+    scenario_requests,
+)
+from settings import ROOT, Settings
+
+RESULTS = ROOT / "bench" / "results"
+BIN = Path(sys.executable).parent
+# The widest window the settings allow, so that one signature per read scenario lasts the run.
+WINDOW_MS = 3_600_000
+TARGETS = ("service", "ceiling")
+SOAK_SCENARIOS = ("get", "list_first", "list_team_deep")
+SOAK_CHUNK_SECONDS = 5
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    startup_seconds: float
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _environment(key: str, dsn: str) -> dict[str, str]:
+    """Production settings: no debug, a real key, no response validation, quiet logs."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("APP_")}
+    return env | {
+        "APP_DB_URL": dsn,
+        "APP_SECRET_KEY": key,
+        "APP_DEBUG": "false",
+        "APP_VALIDATE_RESPONSES": "false",
+        "APP_LOG_LEVEL": "WARNING",
+        "APP_TIMESTAMP_SIGNING_THRESHOLD": str(WINDOW_MS),
+        "APP_REPLAY_PROTECTION": "unsafe",
+        "BENCH_CEILING_DSN": dsn,
+    }
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (our own server)
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def start(name: str, command: list[str], port: int, env: dict[str, str]) -> Server:
+    """Start a server and time it from exec to its first 200 on /openapi.json."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    deadline = started + 60
+    while not _answers(f"http://127.0.0.1:{port}/openapi.json"):
+        if process.poll() is not None or time.perf_counter() > deadline:
+            process.kill()
+            raise RuntimeError(f"{name} did not start (exit code {process.poll()})")
+        time.sleep(0.01)
+    return Server(name, process, port, time.perf_counter() - started)
+
+
+def stop(server: Server) -> None:
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@contextlib.contextmanager
+def servers(env: dict[str, str], port: int, targets: list[str]) -> Generator[dict[str, Server]]:
+    running: dict[str, Server] = {}
+    try:
+        if "service" in targets:
+            running["service"] = start(
+                "service",
+                [str(BIN / "backoffice"), "serve", "--port", str(port), "--workers", "1"],
+                port,
+                env,
+            )
+        if "ceiling" in targets:
+            running["ceiling"] = start(
+                "ceiling", [sys.executable, "-m", "bench.ceiling", str(port + 1)], port + 1, env
+            )
+        yield running
+    finally:
+        for server in running.values():
+            stop(server)
+
+
+def soak(server: Server, files: RequestFile, heroes: int, total: int, **wrk: Any) -> dict[str, Any]:
+    """Reads until `total` requests are served, sampling the worker's RSS after each chunk."""
+    rng = random.Random(7)
+    served = 0
+    samples: list[dict[str, float]] = []
+    sampler = RssSampler(server.process.pid)
+    while served < total:
+        scenario = SOAK_SCENARIOS[len(samples) % len(SOAK_SCENARIOS)]
+        requests = scenario_requests(files, scenario, heroes, 0, rng)
+        result = run_wrk(
+            server.url, requests, seconds=SOAK_CHUNK_SECONDS, pid=server.process.pid, **wrk
+        )
+        served += result["requests"]
+        samples.append({"requests": served, "rss_mb": sampler.rss_kb() / 1024})
+    first, last = samples[0]["rss_mb"], samples[-1]["rss_mb"]
+    return {
+        "requests": served,
+        "samples": samples,
+        "rss_first_chunk_mb": first,
+        "rss_last_chunk_mb": last,
+        "growth_mb": last - first,
+        "peak_rss_mb": max(sample["rss_mb"] for sample in samples),
+    }
+
+
+def measure_size(
+    heroes: int, args: argparse.Namespace, env: dict[str, str], files: RequestFile
+) -> dict[str, Any]:
+    rng = random.Random(heroes)
+    wrk = {"connections": args.connections, "threads": args.threads}
+    unsafe_count = int(args.seconds * UNSAFE_PER_SECOND)
+    result: dict[str, Any] = {"heroes": heroes, "scenarios": {}}
+    with servers(env, args.port, args.targets) as running:
+        result["startup_seconds"] = {name: s.startup_seconds for name, s in running.items()}
+        for server in running.values():
+            warmup = scenario_requests(files, "list_first", heroes, 0, rng)
+            run_wrk(server.url, warmup, seconds=args.warmup, pid=server.process.pid, **wrk)
+        for scenario in args.scenarios:
+            measured: dict[str, Any] = {}
+            for name, server in running.items():
+                requests = scenario_requests(files, scenario, heroes, unsafe_count, rng)
+                measured[name] = run_wrk(
+                    server.url, requests, seconds=args.seconds, pid=server.process.pid, **wrk
+                )
+                requests.unlink()
+                _print_run(heroes, scenario, name, measured[name])
+            if len(measured) == len(TARGETS):
+                measured["ratio"] = measured["service"]["rps"] / measured["ceiling"]["rps"]
+            result["scenarios"][scenario] = measured
+        if args.soak_requests and heroes == max(args.sizes) and "service" in running:
+            service = running["service"]
+            result["soak"] = soak(service, files, heroes, args.soak_requests, **wrk)
+            print(
+                f"soak: {result['soak']['requests']} requests, RSS "
+                f"{result['soak']['rss_first_chunk_mb']:.1f} -> "
+                f"{result['soak']['rss_last_chunk_mb']:.1f} MB",
+                flush=True,
+            )
+        for name, server in running.items():
+            result.setdefault("peak_rss_mb", {})[name] = _high_water_mb(server.process.pid)
+    return result
+
+
+def _high_water_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(peak.split()[1]) / 1024
+
+
+def _print_run(heroes: int, scenario: str, target: str, run: dict[str, Any]) -> None:
+    errors = f" ERRORS {run['error_kinds']}" if run["errors"] else ""
+    print(
+        f"{heroes:>9} {scenario:<16} {target:<8} {run['rps']:>8.0f} req/s  "
+        f"p50 {run['p50_ms']:6.2f} ms  p99 {run['p99_ms']:6.2f} ms  "
+        f"rss {run['peak_rss_mb']:6.1f} MB{errors}",
+        flush=True,
+    )
+
+
+def verdicts(sizes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target of issue #6, met or missed, with the number that decides it."""
+    checks: list[dict[str, Any]] = []
+
+    def check(target: str, value: float, limit: float, met: bool, where: str) -> None:
+        checks.append(
+            {"target": target, "where": where, "value": round(value, 3), "limit": limit, "met": met}
+        )
+
+    for size in sizes:
+        heroes = size["heroes"]
+        for scenario, runs in size["scenarios"].items():
+            where = f"{scenario} @ {heroes}"
+            ratio = runs.get("ratio")
+            if scenario in READ_SCENARIOS and ratio is not None:
+                check("throughput >= 60% of ceiling", ratio, 0.6, ratio >= 0.6, where)
+            if scenario == "create" and ratio is not None:
+                check("throughput >= 50% of ceiling", ratio, 0.5, ratio >= 0.5, where)
+            if "service" not in runs:
+                continue
+            if scenario in READ_SCENARIOS:
+                p99 = runs["service"]["p99_ms"]
+                check("p99 < 25 ms", p99, 25, p99 < 25, where)
+            errors = runs["service"]["errors"]
+            check("no errors", errors, 0, errors == 0, where)
+        if "service" not in size["startup_seconds"]:
+            continue
+        rss = size["peak_rss_mb"]["service"]
+        check("worker RSS < 150 MB", rss, 150, rss < 150, f"peak @ {heroes}")
+        startup = size["startup_seconds"]["service"]
+        check("ready in < 2 s", startup, 2, startup < 2, f"start @ {heroes}")
+        if "soak" in size:
+            growth = size["soak"]["growth_mb"]
+            check(
+                "RSS not growing (< 5 MB)",
+                growth,
+                5,
+                growth < 5,
+                f"{size['soak']['requests']} requests",
+            )
+    if len(sizes) > 1:
+        small, large = sizes[0], sizes[-1]
+        for scenario in READ_SCENARIOS[:4]:
+            if "service" in small["scenarios"].get(scenario, {}) and "service" in large[
+                "scenarios"
+            ].get(scenario, {}):
+                ratio = (
+                    large["scenarios"][scenario]["service"]["p50_ms"]
+                    / small["scenarios"][scenario]["service"]["p50_ms"]
+                )
+                where = f"{scenario}: p50 @ {large['heroes']} / @ {small['heroes']}"
+                check("flat: latency ratio <= 1.25", ratio, 1.25, ratio <= 1.25, where)
+    return checks
+
+
+def _print_verdicts(checks: list[dict[str, Any]]) -> None:
+    for item in checks:
+        mark = "met   " if item["met"] else "MISSED"
+        limit = item["limit"]
+        print(f"{mark} {item['target']:<32} {item['where']:<48} {item['value']} (limit {limit})")
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark the service against the ceiling.")
+    parser.add_argument("--sizes", default="1000,100000,1000000", help="heroes, comma-separated")
+    parser.add_argument("--seconds", type=float, default=20, help="length of each wrk run")
+    parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per server")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--port", type=int, default=8701, help="the service's; the ceiling's is +1")
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help=f"a subset of {','.join(SCENARIOS)}"
+    )
+    parser.add_argument("--targets", default=",".join(TARGETS), help="service, ceiling or both")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="APP_NAME=VALUE",
+        help="a setting for the service (repeatable), to compare configurations",
+    )
+    parser.add_argument(
+        "--soak-requests",
+        type=int,
+        default=100_000,
+        help="reads served at the largest size while RSS is watched (0: skip)",
+    )
+    args = parser.parse_args()
+    args.sizes = sorted(int(size) for size in args.sizes.split(","))
+    args.scenarios = [name for name in args.scenarios.split(",") if name]
+    args.targets = [name for name in args.targets.split(",") if name in TARGETS]
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown or min(args.sizes) < 1000:
+        parser.error(f"unknown scenarios {sorted(unknown)}" if unknown else "sizes start at 1000")
+    return args
+
+
+def main() -> None:
+    args = _arguments()
+    url = bench_url()
+    key = secrets.token_urlsafe(48)
+    env = _environment(key, plain_dsn(url)) | dict(item.split("=", 1) for item in args.set)
+    create_database(url, Settings(db_url=plain_dsn(url), secret_key=SecretStr(key)))
+    started = datetime.now(UTC)
+    sizes: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as directory:
+        files = RequestFile(key.encode(), Path(directory))
+        for heroes in args.sizes:
+            loading = time.perf_counter()
+            load_heroes(url, heroes)
+            print(f"loaded {heroes} heroes in {time.perf_counter() - loading:.1f} s", flush=True)
+            sizes.append(measure_size(heroes, args, env, files))
+    checks = verdicts(sizes)
+    _print_verdicts(checks)
+    report = {
+        "started": started.isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+            "python": platform.python_version(),
+        },
+        "settings": vars(args),
+        "sizes": sizes,
+        "targets": checks,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    target = RESULTS / f"{started:%Y%m%dT%H%M%SZ}.json"
+    target.write_text(json.dumps(report, indent=2))
+    print(f"results: {target}")
+
+
+if __name__ == "__main__":
+    main()
