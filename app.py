@@ -21,6 +21,7 @@ import problems
 import signing
 from authentication import SignatureMiddleware
 from idempotency import IdempotencyMiddleware
+from operations import PrebuiltAsyncApp
 from persistence.database import create_engine
 from persistence.idempotency import purge_expired_keys
 from persistence.signatures import purge_expired_signatures
@@ -97,7 +98,7 @@ def create_app(
                 await purge
             await engine.dispose()
 
-    app = AsyncApp(
+    app = PrebuiltAsyncApp(
         __name__,
         lifespan=lifespan,
         jsonifier=OrjsonJsonifier(),

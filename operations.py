@@ -1,0 +1,77 @@
+"""Connexion's per-request machinery, built once per operation instead of on every request.
+
+Connexion 3.3 builds each operation's decorators and URI parser anew for every request, and
+inspects the security functions' signatures on every call: under load that was about a third
+of a request's CPU time (see the README's Performance section). These subclasses build the
+same objects once, on an operation's first request, and reuse them.
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Any, cast
+
+from connexion import AsyncApp
+from connexion.apps.asynchronous import AsyncApi, AsyncOperation
+from connexion.context import receive, scope
+from connexion.decorators import StarletteDecorator
+from connexion.operations import AbstractOperation
+from connexion.security import SECURITY_HANDLERS, AbstractSecurityHandler, ApiKeySecurityHandler
+
+
+class _PrebuiltDecorator(StarletteDecorator):
+    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        built: tuple[Any, Callable[..., Any]] | None = None
+
+        @functools.wraps(function)
+        async def wrapper(*_args: Any, **_kwargs: Any) -> Any:
+            nonlocal built
+            if built is None:
+                # The URI parser reads the current operation, known only inside a request.
+                built = (self.uri_parser, self.decorate(function))
+            uri_parser, decorated = built
+            request = self.framework.get_request(
+                uri_parser=uri_parser, scope=scope, receive=receive
+            )
+            return await decorated(request)
+
+        return wrapper
+
+
+class _PrebuiltOperation(AsyncOperation):
+    _built: Callable[..., Any] | None = None
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        if self._built is None:
+            decorator = _PrebuiltDecorator(
+                pythonic_params=self.pythonic_params, jsonifier=cast(Any, self.jsonifier)
+            )
+            self._built = decorator(self._fn)
+        return self._built
+
+
+class _PrebuiltApi(AsyncApi):
+    def make_operation(self, operation: AbstractOperation) -> AsyncOperation:
+        return _PrebuiltOperation.from_operation(
+            operation, pythonic_params=self.pythonic_params, jsonifier=self.jsonifier
+        )
+
+
+@functools.cache
+def _accepts_kwarg(func: Callable[..., Any], keyword: str) -> bool:
+    return AbstractSecurityHandler._accepts_kwarg(func, keyword)
+
+
+class _ApiKeyHandler(ApiKeySecurityHandler):
+    @staticmethod
+    def _accepts_kwarg(func: Callable[..., Any], keyword: str) -> bool:
+        return _accepts_kwarg(func, keyword)
+
+
+class PrebuiltAsyncApp(AsyncApp):
+    """Connexion's AsyncApp, with operations and API-key checks that are built only once."""
+
+    def __init__(self, import_name: str, **options: Any) -> None:
+        security_map = {**SECURITY_HANDLERS, "apiKey": _ApiKeyHandler}
+        super().__init__(import_name, security_map=security_map, **options)
+        self._middleware_app.api_cls = _PrebuiltApi
