@@ -1,8 +1,9 @@
 """Verifies the request signature of every `/api` request before Connexion's security stage.
 
-Connexion's security handlers never see the body, so this ASGI middleware reads it (up to
-`APP_MAX_BODY_BYTES`), checks the signature and freshness, records unsafe requests' signatures
-so each is accepted once, then replays the body downstream for validation and the handler.
+Connexion's security handlers never see the body, so this ASGI middleware does the work: it
+checks the headers (present, well-formed, fresh, a version accepted), then reads the body (up
+to `APP_MAX_BODY_BYTES`), checks the HMAC, records unsafe requests' signatures so each is
+accepted once, and replays the body downstream for validation and the handler.
 """
 
 import hashlib
