@@ -10,7 +10,6 @@ read, delete, read again: 404). The seed is fixed, so a run is reproducible. Bef
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import pytest
@@ -27,8 +26,8 @@ from schemathesis.schemas import BaseSchema
 from sqlalchemy import URL
 
 from app import SPEC
-from tests.conftest import TEST_KEY, fresh_postgres_database, make_settings, migrated
-from tests.live_server import serve
+from tests.backoffice_process import BackofficeServer, signed_server_environment
+from tests.conftest import TEST_KEY, fresh_postgres_database
 from tests.schemathesis_signing import AnyCase, Signer
 
 if TYPE_CHECKING:
@@ -88,14 +87,15 @@ def before_call(context: HookContext, case: AnyCase, kwargs: dict[str, object]) 
 def live_api(
     postgres_server: URL, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[str]:
-    """The service in uvicorn on a fresh, migrated PostgreSQL database, validating responses."""
+    """`backoffice serve` on a fresh PostgreSQL database, validating its own responses."""
     database = fresh_postgres_database(postgres_server)
-    settings = migrated(make_settings(next(database)))
-    log: Path = tmp_path_factory.mktemp("schemathesis") / "server.log"
+    url = next(database).render_as_string(hide_password=False)
+    environment = signed_server_environment(url, TEST_KEY, APP_VALIDATE_RESPONSES="true")
+    log = tmp_path_factory.mktemp("schemathesis") / "server.log"
     try:
-        with serve(settings, log) as url:
-            signer.base_url = url
-            yield url
+        with BackofficeServer(environment, log) as server:
+            signer.base_url = server.url
+            yield server.url
     finally:
         next(database, None)  # past its `yield`: drops the database
     capture = cast("CaptureManager", request.config.pluginmanager.getplugin("capturemanager"))

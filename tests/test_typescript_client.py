@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import URL
 
 from settings import ROOT
-from tests.conftest import TEST_KEY, fresh_postgres_database, make_settings, migrated
-from tests.live_server import serve
+from tests.backoffice_process import BackofficeServer, signed_server_environment
+from tests.conftest import TEST_KEY, fresh_postgres_database
 from tests.node_packages import npm_ci
 from tests.signature_support import VECTORS_FILE
 
@@ -52,11 +52,13 @@ def node_bin() -> Path:
 
 @pytest.fixture(scope="module")
 def live_api(postgres_server: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`backoffice serve` on a fresh PostgreSQL database, validating its own responses."""
     database = fresh_postgres_database(postgres_server)
-    settings = migrated(make_settings(next(database)))
+    url = next(database).render_as_string(hide_password=False)
+    environment = signed_server_environment(url, TEST_KEY, APP_VALIDATE_RESPONSES="true")
     try:
-        with serve(settings, tmp_path_factory.mktemp("typescript") / "server.log") as url:
-            yield url
+        with BackofficeServer(environment, tmp_path_factory.mktemp("ts") / "server.log") as server:
+            yield server.url
     finally:
         next(database, None)  # past its `yield`: drops the database
 
