@@ -8,10 +8,12 @@ to the millisecond; replay runs on the real clock, because expired records are p
 import asyncio
 import hashlib
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -371,6 +373,59 @@ def test_a_chunked_body_within_the_limit_is_verified_and_accepted(
 
     assert response.status_code == 201, response.text
     assert response.json()["name"] == "Chunked"
+
+
+def test_a_live_server_refuses_an_announced_oversized_body_without_waiting_for_it(
+    live_server: str,
+) -> None:
+    """413 on the headers alone: the server answers although not one body byte was sent."""
+    address = httpx.URL(live_server)
+    assert address.port is not None
+    head = (
+        "POST /api/teams HTTP/1.1\r\n"
+        f"Host: {address.host}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {10 * MAX_BODY}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    with socket.create_connection((address.host, address.port), timeout=10) as connection:
+        connection.sendall(head.encode())
+        answer = b""
+        while chunk := connection.recv(65_536):
+            answer += chunk
+
+    status_line, _, rest = answer.partition(b"\r\n")
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert status_line.split()[1] == b"413"
+    assert {k: v for k, v in body.items() if k != "request_id"} == {
+        "type": "/problems/payload-too-large",
+        "title": HTTPStatus(413).phrase,
+        "status": 413,
+        "detail": TOO_LARGE,
+    }
+
+
+def test_a_live_server_refuses_a_chunked_upload_once_it_outgrows_the_limit(
+    live_server: str, two_teams: Settings
+) -> None:
+    body = b"x" * (MAX_BODY + 1)
+    request = _fresh("POST", "/api/teams", body)
+    before = snapshot(two_teams)
+
+    response = httpx.post(
+        f"{live_server}/api/teams",
+        content=(body[i : i + 65_536] for i in range(0, len(body), 65_536)),
+        headers={
+            "x-timestamp": request.header("x-timestamp"),
+            "x-signature": request.header("x-signature"),
+            "content-type": "application/json",
+        },
+        timeout=30,
+    )
+
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert_problem(response, 413, TOO_LARGE)
+    assert snapshot(two_teams) == before
 
 
 @pytest.mark.parametrize("offset", [-WINDOW, WINDOW], ids=["oldest", "newest"])
