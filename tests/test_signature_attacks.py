@@ -215,6 +215,11 @@ ATTACKS = [
     Attack("stale by 1 ms", lambda: team(timestamp=NOW - WINDOW - 1), **OUT_OF_WINDOW),
     Attack("future by 1 ms", lambda: team(timestamp=NOW + WINDOW + 1), **OUT_OF_WINDOW),
     Attack(
+        "non-ASCII signature version",
+        team_with("x-signature-version", "²".encode("latin-1")),
+        **refused(BAD_VERSION, "x-signature-version"),
+    ),
+    Attack(
         "unknown signature version",
         team_with("x-signature-version", "3"),
         **refused(BAD_VERSION, "x-signature-version"),
