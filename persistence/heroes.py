@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import RowMapping as Row
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,6 +23,11 @@ COLUMNS = (
     heroes.c.created_at,
     heroes.c.updated_at,
 )
+
+
+# The statements every get and create runs, built once (building costs more than binding).
+SELECT_ONE = select(*COLUMNS).where(heroes.c.id == bindparam("hero_id"))
+INSERT_ONE = insert(heroes).returning(*COLUMNS)
 
 
 def _missing_team(team_id: object) -> Conflict:
@@ -47,7 +52,7 @@ async def list_heroes(
 
 
 async def get_hero(*, conn: AsyncConnection, hero_id: int) -> Row:
-    row = (await conn.execute(select(*COLUMNS).where(heroes.c.id == hero_id))).mappings().first()
+    row = (await conn.execute(SELECT_ONE, {"hero_id": hero_id})).mappings().first()
     if row is None:
         raise NotFound(f"hero {hero_id} does not exist")
     return row
@@ -62,21 +67,17 @@ async def create_hero(
     team_id: int | None = None,
 ) -> Row:
     now = datetime.now(UTC)
-    statement = (
-        insert(heroes)
-        .values(
-            name=name,
-            secret_name=secret_name,
-            age=age,
-            team_id=team_id,
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(*COLUMNS)
-    )
+    values = {
+        "name": name,
+        "secret_name": secret_name,
+        "age": age,
+        "team_id": team_id,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
     try:
-        return (await conn.execute(statement)).mappings().one()
+        return (await conn.execute(INSERT_ONE, values)).mappings().one()
     except IntegrityError as error:
         raise _missing_team(team_id) from error
 

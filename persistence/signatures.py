@@ -8,16 +8,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.tables import used_signatures
 
+# Built once: every unsafe request runs it, and building a statement costs more than binding it.
+RECORD = {
+    "postgresql": postgresql.insert(used_signatures).on_conflict_do_nothing(
+        index_elements=["digest"]
+    ),
+    "sqlite": sqlite.insert(used_signatures).on_conflict_do_nothing(index_elements=["digest"]),
+}
+
 
 async def record_signature(*, conn: AsyncConnection, digest: bytes, expires_at: datetime) -> bool:
     """Remember a signature until it expires; False if it was already recorded (a replay)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(used_signatures)
-        .values(digest=digest, expires_at=expires_at)
-        .on_conflict_do_nothing(index_elements=["digest"])
-    )
-    return (await conn.execute(statement)).rowcount == 1
+    values = {"digest": digest, "expires_at": expires_at}
+    return (await conn.execute(RECORD[conn.dialect.name], values)).rowcount == 1
 
 
 async def purge_expired_signatures(*, conn: AsyncConnection, now: datetime) -> int:
