@@ -1,4 +1,5 @@
-"""Many clients at once against a real server on PostgreSQL: no update lost, nothing doubled."""
+"""Many clients at once against a real two-worker server on PostgreSQL: no update lost, nothing
+doubled."""
 
 import asyncio
 import uuid
@@ -31,7 +32,7 @@ def server(database: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     log = tmp_path_factory.mktemp("concurrency") / "server.log"
     url = database.set(drivername="postgresql").render_as_string(hide_password=False)
     environment = signed_server_environment(url, TEST_KEY, APP_DB_POOL_SIZE="5")
-    with BackofficeServer(environment, log) as served:
+    with BackofficeServer(environment, log, workers=2) as served:
         yield served.url
 
 
