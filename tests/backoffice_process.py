@@ -22,7 +22,7 @@ import orjson
 import signing
 from settings import ROOT
 
-STARTUP_SECONDS = 60
+STARTUP_SECONDS = 120
 LIFETIME_SECONDS = 900
 BACKOFFICE = str(Path(sys.executable).parent / "backoffice")
 
