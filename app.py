@@ -12,6 +12,7 @@ from connexion import AsyncApp
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
+from connexion.spec import Specification
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
@@ -110,7 +111,7 @@ def create_app(
         ),
     )
     app.add_api(SPEC, name="backoffice")
-    problems.register(app)
+    problems.register(app, Specification.load(SPEC)["paths"])
     # Outermost first: the request id and the metrics also cover the problem+json responses.
     app.add_middleware(
         cast(Any, logs.RequestLogMiddleware), position=MiddlewarePosition.BEFORE_EXCEPTION

@@ -1,7 +1,9 @@
 """RFC 9457 problem+json: every error the service returns is built and rendered here."""
 
+import functools
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -12,13 +14,16 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import compile_path
 
 from persistence import errors
 
 logger = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+# Each path's pattern, and the methods it serves as an `Allow` value.
+type AllowTable = tuple[tuple[re.Pattern[str], str], ...]
 # How long a client should wait before retrying when the database is unavailable.
 RETRY_AFTER_SECONDS = 1
 # SQLSTATE classes that a retry may cure: 08 connection exception, 40 serialization failure or
@@ -117,7 +122,9 @@ def from_connexion(request: ConnexionRequest, error: Exception) -> ConnexionResp
     return render(request, problem)
 
 
-def from_http(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+def from_http(
+    request: ConnexionRequest, error: Exception, *, allow: AllowTable = ()
+) -> ConnexionResponse:
     """Starlette's routing errors: unknown path (404) and unsupported method (405)."""
     if isinstance(error, ProblemException):
         return from_connexion(request, error)
@@ -129,21 +136,21 @@ def from_http(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
         405: f"{method} is not supported on {path}",
     }.get(error.status_code, str(error.detail))
     headers = dict(error.headers or {})
-    if error.status_code == 405 and (router := scope.get("router")) is not None:
-        headers["Allow"] = ", ".join(sorted(_allowed_methods(router.routes, path)))
+    if error.status_code == 405:
+        headers["Allow"] = next((methods for route, methods in allow if route.match(path)), "")
     return render(request, Problem(error.status_code, detail, headers=headers))
 
 
-def _allowed_methods(routes: Sequence[BaseRoute], path: str) -> set[str]:
-    """Every method some route serves at `path`: Starlette's 405 names only the first route's,
-    and Connexion has one route per operation, so `Allow` would miss the path's other methods."""
-    allowed: set[str] = set()
-    for route in routes:
-        if isinstance(route, Mount) and (match := route.path_regex.match(path)):
-            allowed |= _allowed_methods(route.routes, "/" + match["path"])
-        elif isinstance(route, Route) and route.methods and route.path_regex.match(path):
-            allowed |= route.methods
-    return allowed
+def allow_table(paths: Mapping[str, Mapping[str, object]]) -> AllowTable:
+    """Each spec path's pattern and `Allow` value. Starlette's 405 names only the first route's
+    methods, and Connexion has one route per operation, so its `Allow` misses the others."""
+    table: list[tuple[re.Pattern[str], str]] = []
+    for template, item in paths.items():
+        methods = {method.upper() for method in item if method in HTTP_METHODS}
+        if "GET" in methods:
+            methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+        table.append((compile_path(template)[0], ", ".join(sorted(methods))))
+    return tuple(table)
 
 
 def database_unavailable(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
@@ -170,11 +177,12 @@ def unexpected(request: ConnexionRequest, error: Exception) -> ConnexionResponse
     return render(request, Problem(500, "an unexpected error occurred; it has been logged"))
 
 
-def register(app: AsyncApp) -> None:
+def register(app: AsyncApp, paths: Mapping[str, Mapping[str, object]]) -> None:
+    """Render every error as problem+json; `paths` (the spec's) give 405 its `Allow`."""
     app.add_error_handler(errors.PersistenceError, from_persistence)
     app.add_error_handler(ProblemException, from_connexion)
     app.add_error_handler(404, from_http)
-    app.add_error_handler(405, from_http)
+    app.add_error_handler(405, functools.partial(from_http, allow=allow_table(paths)))
     for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
         app.add_error_handler(unavailable, database_unavailable)
     app.add_error_handler(DBAPIError, database_error)

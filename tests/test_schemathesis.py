@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, cast
 
 import pytest
 import schemathesis
+import yaml
 from schemathesis.auths import AuthContext
 from schemathesis.config import SchemathesisConfig
 from schemathesis.config._checks import (
@@ -28,7 +29,9 @@ from sqlalchemy import URL
 from app import SPEC
 from tests.backoffice_process import BackofficeServer, signed_server_environment
 from tests.conftest import TEST_KEY, fresh_postgres_database
+from tests.problem_assertions import assert_problem
 from tests.schemathesis_signing import AnyCase, Signer
+from tests.signed_client import SignedClient
 
 if TYPE_CHECKING:
     from _pytest.capture import CaptureManager
@@ -147,3 +150,33 @@ def test_workflows_through_links_honour_the_contract(live_api: str) -> None:
     cases_sent["stateful"] = sum(len(scenario.recorder.cases) for scenario in scenarios)
     assert [failure for scenario in scenarios for failure in failures_in(scenario)] == []
     assert cases_sent["stateful"] > 0
+
+
+# What the checks above cannot see: Schemathesis accepts a 405 whose `Allow` is empty, and
+# always sends a Content-Type with a body. Both once slipped through; these pin them.
+
+
+PATHS: dict[str, dict[str, object]] = yaml.safe_load(SPEC.read_text())["paths"]
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_an_undeclared_method_gives_405_allowing_exactly_the_declared_ones(
+    pg_client: SignedClient, path: str
+) -> None:
+    declared = {method.upper() for method in PATHS[path] if method != "parameters"}
+    target = path.replace("{hero_id}", "1").replace("{team_id}", "1")
+
+    response = pg_client.request("PUT", target)
+
+    assert_problem(response, 405, f"PUT is not supported on {target}")
+    assert set(response.headers["allow"].split(", ")) == declared | {"HEAD"}
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/api/teams"), ("PATCH", "/api/teams/1")])
+def test_a_body_without_a_content_type_gives_415(
+    pg_client: SignedClient, method: str, path: str
+) -> None:
+    response = pg_client.request(method, path, content=b'{"name": "Preventers"}')
+
+    detail = "the request body has no Content-Type: send it as application/json"
+    assert_problem(response, 415, detail)
