@@ -46,6 +46,7 @@ BIN = Path(sys.executable).parent
 WINDOW_MS = 3_600_000
 TARGETS = ("service", "ceiling")
 SOAK_SCENARIOS = ("get", "list_first", "list_team_deep")
+FLAT_SCENARIOS = READ_SCENARIOS[:4]
 SOAK_CHUNK_SECONDS = 5
 
 
@@ -176,6 +177,21 @@ def measure_size(
             if len(measured) == len(TARGETS):
                 measured["ratio"] = measured["service"]["rps"] / measured["ceiling"]["rps"]
             result["scenarios"][scenario] = measured
+        if args.probe_seconds and "service" in running:
+            # One connection: the latency of the query itself, without queueing behind 31 others.
+            service = running["service"]
+            for scenario in [name for name in args.scenarios if name in FLAT_SCENARIOS]:
+                requests = scenario_requests(files, scenario, heroes, 0, rng)
+                probe = run_wrk(
+                    service.url,
+                    requests,
+                    seconds=args.probe_seconds,
+                    pid=service.process.pid,
+                    connections=1,
+                    threads=1,
+                )
+                result.setdefault("probe", {})[scenario] = probe
+                _print_run(heroes, scenario, "1 conn", probe)
         if args.soak_requests and heroes == max(args.sizes) and "service" in running:
             service = running["service"]
             result["soak"] = soak(service, files, heroes, args.soak_requests, **wrk)
@@ -248,15 +264,16 @@ def verdicts(sizes: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
     if len(sizes) > 1:
         small, large = sizes[0], sizes[-1]
-        for scenario in READ_SCENARIOS[:4]:
-            if "service" in small["scenarios"].get(scenario, {}) and "service" in large[
-                "scenarios"
-            ].get(scenario, {}):
-                ratio = (
-                    large["scenarios"][scenario]["service"]["p50_ms"]
-                    / small["scenarios"][scenario]["service"]["p50_ms"]
-                )
-                where = f"{scenario}: p50 @ {large['heroes']} / @ {small['heroes']}"
+        for scenario in FLAT_SCENARIOS:
+            for kind, runs_of in (
+                ("32 conn", lambda size, name: size["scenarios"].get(name, {}).get("service")),
+                ("1 conn", lambda size, name: size.get("probe", {}).get(name)),
+            ):
+                before, after = runs_of(small, scenario), runs_of(large, scenario)
+                if before is None or after is None:
+                    continue
+                ratio = after["p50_ms"] / before["p50_ms"]
+                where = f"{scenario} ({kind}): p50 @ {large['heroes']} / @ {small['heroes']}"
                 check("flat: latency ratio <= 1.25", ratio, 1.25, ratio <= 1.25, where)
     return checks
 
@@ -280,6 +297,12 @@ def _arguments() -> argparse.Namespace:
         "--scenarios", default=",".join(SCENARIOS), help=f"a subset of {','.join(SCENARIOS)}"
     )
     parser.add_argument("--targets", default=",".join(TARGETS), help="service, ceiling or both")
+    parser.add_argument(
+        "--probe-seconds",
+        type=float,
+        default=3,
+        help="per list scenario, a run with one connection: latency without queueing (0: skip)",
+    )
     parser.add_argument(
         "--set",
         action="append",

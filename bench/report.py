@@ -1,0 +1,69 @@
+"""Markdown tables of a result file, for the README: `uv run python -m bench.report [FILE]`."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.run import RESULTS
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def tables(report: dict[str, Any]) -> str:
+    lines = [
+        _row(
+            [
+                "heroes",
+                "scenario",
+                "service req/s",
+                "p50 ms",
+                "p99 ms",
+                "ceiling req/s",
+                "p50 ms",
+                "p99 ms",
+                "service / ceiling",
+                "p50 ms, 1 connection",
+            ]
+        ),
+        _row(["---:", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
+    ]
+    for size in report["sizes"]:
+        for scenario, runs in size["scenarios"].items():
+            service, ceiling = runs.get("service"), runs.get("ceiling")
+            probe = size.get("probe", {}).get(scenario)
+            cells = [f"{size['heroes']:,}", scenario]
+            for run in (service, ceiling):
+                cells += (
+                    [f"{run['rps']:.0f}", f"{run['p50_ms']:.1f}", f"{run['p99_ms']:.1f}"]
+                    if run
+                    else ["", "", ""]
+                )
+            cells.append(f"{runs['ratio']:.0%}" if "ratio" in runs else "")
+            cells.append(f"{probe['p50_ms']:.2f}" if probe else "")
+            lines.append(_row(cells))
+    lines += ["", _row(["target", "where", "measured", "limit", ""]), _row(["---"] * 5)]
+    for check in report["targets"]:
+        verdict = "met" if check["met"] else "**missed**"
+        cells = [check["target"], check["where"], str(check["value"]), str(check["limit"]), verdict]
+        lines.append(_row(cells))
+    startup = [size["startup_seconds"].get("service") for size in report["sizes"]]
+    peaks = [size["peak_rss_mb"].get("service") for size in report["sizes"]]
+    lines += [
+        "",
+        f"Start-up (exec to first 200): {', '.join(f'{s:.2f} s' for s in startup if s)}; "
+        f"peak worker RSS: {', '.join(f'{p:.0f} MB' for p in peaks if p)}; "
+        f"load average at the start: {report['machine']['load_average'][0]:.1f}.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else max(RESULTS.glob("2*.json"))
+    print(tables(json.loads(path.read_text())))
+
+
+if __name__ == "__main__":
+    main()
