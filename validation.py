@@ -68,6 +68,23 @@ class JSONBodyValidator(JSONRequestBodyValidator):
 class ParametersValidator(ParameterValidator):
     """Validates each parameter against its compiled schema, naming it in the problem."""
 
+    def __init__(
+        self,
+        parameters: list[dict[str, t.Any]],
+        uri_parser: t.Any,
+        strict_validation: bool = False,
+        security_query_params: list[str] | None = None,
+    ) -> None:
+        # Connexion 3.3 appends the path-level parameters to the spec's own list each time it
+        # builds the operation (once per middleware), so `hero_id` arrives six times: validate
+        # each (location, name) once. The operation's own parameters come first, and win.
+        unique: dict[tuple[str, str], dict[str, t.Any]] = {}
+        for param in parameters:
+            unique.setdefault((param["in"], param["name"]), param)
+        super().__init__(
+            list(unique.values()), uri_parser, strict_validation, security_query_params
+        )
+
     def validate_request(self, request: t.Any) -> None:
         if self.strict_validation:
             unknown = self.validate_query_parameter_list(
