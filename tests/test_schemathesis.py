@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from _pytest.capture import CaptureManager
 
 SEED = 20261126
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30"))
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "100"))
 # Each stateful scenario is a chain of several requests.
-STATEFUL_SCENARIOS = max(20, MAX_EXAMPLES // 5)
+STATEFUL_SCENARIOS = max(40, MAX_EXAMPLES // 5)
 # Schema-valid data may still be refused because of what was sent before, which no schema can
 # show: 409 (a duplicate name) is in Schemathesis's default list; 412 is an `If-Match` naming an
 # ETag the resource no longer has (RFC 9110), and 422 an Idempotency-Key reused with another
