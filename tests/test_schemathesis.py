@@ -16,11 +16,7 @@ import pytest
 import schemathesis
 import yaml
 from schemathesis.auths import AuthContext
-from schemathesis.config import SchemathesisConfig
-from schemathesis.config._checks import (
-    POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES,
-    PositiveDataAcceptanceConfig,
-)
+from schemathesis.config import PositiveDataAcceptanceConfig, SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.hooks import HookContext
 from schemathesis.schemas import BaseSchema
@@ -45,7 +41,7 @@ STATEFUL_SCENARIOS = max(40, MAX_EXAMPLES // 5)
 # ETag the resource no longer has (RFC 9110), and 422 an Idempotency-Key reused with another
 # payload (the status the IETF idempotency-key draft gives it).
 ACCEPTED_REFUSALS = PositiveDataAcceptanceConfig(
-    expected_statuses=[*POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES, "412", "422"]
+    expected_statuses=[*PositiveDataAcceptanceConfig().expected_statuses, "412", "422"]
 )
 
 signer = Signer(TEST_KEY)
