@@ -36,14 +36,21 @@ def free_port() -> int:
 class BackofficeServer:
     """`backoffice serve` with the given `APP_*` variables; `start()` waits until it answers."""
 
-    def __init__(self, environment: dict[str, str], log: Path, *, workers: int = 1) -> None:
+    def __init__(
+        self,
+        environment: dict[str, str],
+        log: Path,
+        *,
+        workers: int = 1,
+        lifetime_seconds: int = LIFETIME_SECONDS,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.environment = {**os.environ, "APP_LOG_LEVEL": "WARNING", **environment}
         self.command = [
             "timeout",
-            str(LIFETIME_SECONDS),
+            str(lifetime_seconds),
             BACKOFFICE,
             "serve",
             "--host",

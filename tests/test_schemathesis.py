@@ -36,6 +36,9 @@ SEED = 20261126
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "100"))
 # Each stateful scenario is a chain of several requests.
 STATEFUL_SCENARIOS = max(40, MAX_EXAMPLES // 5)
+# The server stops itself after this long; a long run (2,000 examples: some 35,000 requests
+# at about 20 a second on a loaded 2-core machine) needs about half of it.
+SERVER_SECONDS = max(900, 2 * MAX_EXAMPLES)
 # Schema-valid data may still be refused because of what was sent before, which no schema can
 # show: 409 (a duplicate name) is in Schemathesis's default list; 412 is an `If-Match` naming an
 # ETag the resource no longer has (RFC 9110), and 422 an Idempotency-Key reused with another
@@ -92,7 +95,7 @@ def live_api(
     environment = signed_server_environment(url, TEST_KEY, APP_VALIDATE_RESPONSES="true")
     log = tmp_path_factory.mktemp("schemathesis") / "server.log"
     try:
-        with BackofficeServer(environment, log) as server:
+        with BackofficeServer(environment, log, lifetime_seconds=SERVER_SECONDS) as server:
             signer.base_url = server.url
             yield server.url
     finally:
