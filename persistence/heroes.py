@@ -5,13 +5,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import RowMapping as Row
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.errors import Conflict, NotFound
 from persistence.pagination import fetch_page
-from persistence.preconditions import Versions, check_version
+from persistence.preconditions import (
+    Versions,
+    check_version,
+    guarded_delete,
+    guarded_update,
+    refuse_missed_guard,
+)
 from persistence.tables import heroes
 
 COLUMNS = (
@@ -89,30 +95,18 @@ async def update_hero(
         current = await get_hero(conn=conn, hero_id=hero_id)
         check_version(current, expected, what=f"hero {hero_id}")
         return current
-    statement = (
-        update(heroes)
-        .where(heroes.c.id == hero_id)
-        .values(**changes, version=heroes.c.version + 1, updated_at=datetime.now(UTC))
-        .returning(*COLUMNS)
-    )
-    if expected is not None:
-        statement = statement.where(heroes.c.version.in_(expected))
+    statement = guarded_update(heroes, hero_id, changes, expected, COLUMNS)
     try:
         row = (await conn.execute(statement)).mappings().first()
     except IntegrityError as error:
         raise _missing_team(changes.get("team_id")) from error
     if row is None:
         current = await get_hero(conn=conn, hero_id=hero_id)
-        check_version(current, expected, what=f"hero {hero_id}")
-        raise AssertionError("a guarded update matched no row, yet the row matches its guard")
+        refuse_missed_guard(current, expected, what=f"hero {hero_id}")
     return row
 
 
 async def delete_hero(*, conn: AsyncConnection, hero_id: int, expected: Versions) -> None:
-    statement = delete(heroes).where(heroes.c.id == hero_id)
-    if expected is not None:
-        statement = statement.where(heroes.c.version.in_(expected))
-    if (await conn.execute(statement)).rowcount == 0:
+    if (await conn.execute(guarded_delete(heroes, hero_id, expected))).rowcount == 0:
         current = await get_hero(conn=conn, hero_id=hero_id)
-        check_version(current, expected, what=f"hero {hero_id}")
-        raise AssertionError("a guarded delete matched no row, yet the row matches its guard")
+        refuse_missed_guard(current, expected, what=f"hero {hero_id}")

@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.errors import Conflict, NotFound
 from persistence.pagination import fetch_page
-from persistence.preconditions import Versions, check_version
+from persistence.preconditions import (
+    Versions,
+    check_version,
+    guarded_update,
+    refuse_missed_guard,
+)
 from persistence.tables import heroes, teams
 
 COLUMNS = (
@@ -64,22 +69,14 @@ async def update_team(
         current = await get_team(conn=conn, team_id=team_id)
         check_version(current, expected, what=f"team {team_id}")
         return current
-    statement = (
-        update(teams)
-        .where(teams.c.id == team_id)
-        .values(**changes, version=teams.c.version + 1, updated_at=datetime.now(UTC))
-        .returning(*COLUMNS)
-    )
-    if expected is not None:
-        statement = statement.where(teams.c.version.in_(expected))
+    statement = guarded_update(teams, team_id, changes, expected, COLUMNS)
     try:
         row = (await conn.execute(statement)).mappings().first()
     except IntegrityError as error:
         raise _duplicate_name(changes["name"]) from error
     if row is None:
         current = await get_team(conn=conn, team_id=team_id)
-        check_version(current, expected, what=f"team {team_id}")
-        raise AssertionError("a guarded update matched no row, yet the row matches its guard")
+        refuse_missed_guard(current, expected, what=f"team {team_id}")
     return row
 
 
