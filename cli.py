@@ -20,6 +20,8 @@ from pydantic import ValidationError
 import signing
 from settings import ROOT, Settings
 
+WORKER_HEALTHCHECK_SECONDS = 30
+
 cli = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 migrate_cli = typer.Typer(help="Apply or inspect the database migrations.", no_args_is_help=True)
 cli.add_typer(migrate_cli, name="migrate")
@@ -132,6 +134,8 @@ def _serve(host: str, port: int, workers: int, reload: bool) -> None:
             server_header=False,
             access_log=False,
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            # uvicorn's 5 s default killed workers still importing on a loaded 2-core machine.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
 
 
