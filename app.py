@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 SPEC = ROOT / "openapi.yaml"
 # Connexion's Swagger UI, plus a request interceptor that signs "Try it out" calls in the browser.
 SWAGGER_UI_DIR = ROOT / "swagger"
-SIGNATURE_PURGE_SECONDS = 60
+PURGE_SECONDS = 60
 CORS_REQUEST_HEADERS = [
     "Content-Type",
     "If-Match",
@@ -68,7 +68,7 @@ class OrjsonJsonifier(Jsonifier):
 
 async def _purge_expired(engine: AsyncEngine) -> None:
     while True:
-        await asyncio.sleep(SIGNATURE_PURGE_SECONDS)
+        await asyncio.sleep(PURGE_SECONDS)
         try:
             async with engine.begin() as conn:
                 await purge_expired_signatures(conn=conn, now=datetime.now(UTC))
@@ -87,6 +87,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: AsyncApp) -> AsyncGenerator[dict[str, Any]]:
+        if settings.secret_key is None:
+            logger.warning(
+                "APP_SECRET_KEY is not set: requests are signed with the public development key"
+            )
         engine = create_engine(settings)
         telemetry.instrument(engine)
         purge = asyncio.create_task(_purge_expired(engine))

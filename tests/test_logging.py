@@ -172,3 +172,18 @@ class TestDebugLogs:
         assert "handlers.ops.live" in line
         with pytest.raises(json.JSONDecodeError):
             json.loads(line)
+
+    def test_serving_without_a_secret_key_warns_that_the_development_key_is_used(
+        self, backend_settings: dict[str, Settings], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        settings = backend_settings["postgresql"].model_copy(
+            update={"debug": True, "secret_key": None}
+        )
+        try:
+            with TestClient(create_app(settings)):
+                output = capsys.readouterr().out
+        finally:
+            logs.configure_logging(backend_settings["postgresql"])
+
+        assert "APP_SECRET_KEY is not set" in output
+        assert "development key" in output

@@ -763,7 +763,7 @@ def test_the_running_app_purges_expired_signatures_by_itself(
                 {"digest": b"f" * 32, "expires_at": now + timedelta(minutes=5)},
             ],
         )
-    monkeypatch.setattr(app_module, "SIGNATURE_PURGE_SECONDS", 0.05)
+    monkeypatch.setattr(app_module, "PURGE_SECONDS", 0.05)
 
     with running_app(pg_settings):
         deadline = time.monotonic() + 10
