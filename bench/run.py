@@ -16,6 +16,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import urllib.error
@@ -326,8 +327,25 @@ def _arguments() -> argparse.Namespace:
     return args
 
 
+def compile_bytecode() -> None:
+    """Compile every module first, as the image does (UV_COMPILE_BYTECODE=1).
+
+    A machine with PYTHONDONTWRITEBYTECODE set (this one) otherwise recompiles the whole stack
+    at every start: 3.2 s instead of 1.3 s just to import the app.
+    """
+    sources = [sysconfig.get_paths()["purelib"], *(str(path) for path in ROOT.glob("*.py"))]
+    sources += [str(ROOT / folder) for folder in ("handlers", "persistence", "migrations", "bench")]
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", *sources],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def main() -> None:
     args = _arguments()
+    compile_bytecode()
     url = bench_url()
     key = secrets.token_urlsafe(48)
     env = _environment(key, plain_dsn(url)) | dict(item.split("=", 1) for item in args.set)
