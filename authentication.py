@@ -16,18 +16,18 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import signing
 from persistence.signatures import record_signature
 from problems import Problem
+from request_body import check_declared_length, read_body, replaying
 from settings import Settings
 
 SIGNED_PREFIX = "/api"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TIMESTAMP = re.compile(r"[0-9]{1,15}")
 SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
-CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
 # The scope key that tells the security stage this request's signature was verified.
 VERIFIED = "signature_version"
 
@@ -38,11 +38,6 @@ class SignatureRejected(Problem):
     def __init__(self, reason: str, detail: str, *, field: str | None = None) -> None:
         super().__init__(401, detail, field=field)
         self.reason = reason
-
-
-class PayloadTooLarge(Problem):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit} bytes")
 
 
 def _single_header(headers: Headers, name: str, *, required: bool = True) -> str | None:
@@ -153,49 +148,6 @@ def _path_and_query(scope: Scope) -> bytes:
     path: bytes = scope.get("raw_path") or scope["path"].encode()
     query: bytes = scope.get("query_string", b"")
     return path + b"?" + query if query else path
-
-
-def check_declared_length(headers: Headers, limit: int) -> None:
-    """Refuse a body announced too large before reading any of it."""
-    declared = headers.get("content-length")
-    if declared is None:
-        return
-    if not CONTENT_LENGTH.fullmatch(declared):
-        raise Problem(400, "Content-Length must be a whole number of bytes")
-    if int(declared) > limit:
-        raise PayloadTooLarge(limit)
-
-
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole body, refused as soon as it grows past `limit` (a chunked upload states none)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def replaying(body: bytes, receive: Receive) -> Receive:
-    """A receive channel that yields `body` once, then whatever the client sends next."""
-    sent = False
-
-    async def receive_again() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return receive_again
 
 
 def _with_content_length(scope: Scope, length: int) -> Scope:

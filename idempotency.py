@@ -19,6 +19,7 @@ from handlers.transaction import OPEN_TRANSACTION
 from persistence import idempotency
 from persistence.idempotency import StoredResponse
 from problems import Problem
+from request_body import read_body, replaying
 from settings import Settings
 
 REPLAYED_HEADER = "idempotent-replayed"
@@ -53,23 +54,12 @@ def _fingerprint(method: str, path: str, body: bytes) -> bytes:
     return hashlib.sha256(b"\0".join((method.encode(), path.encode(), body))).digest()
 
 
-async def _read_body(receive: Receive) -> bytes:
-    # The signature middleware has already bounded the body by APP_MAX_BODY_BYTES.
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
 class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
         self.ttl = timedelta(seconds=settings.idempotency_ttl_seconds)
+        # The signature middleware has already bounded the body; the same limit holds here.
+        self.max_body_bytes = settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = Headers(scope=scope).get("idempotency-key") if scope["type"] == "http" else None
@@ -77,7 +67,7 @@ class IdempotencyMiddleware:
         if key is None or scope["method"] != "POST" or routed is None:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive, self.max_body_bytes)
         request = _Request(scope, body, receive, idempotency.Scope(key, "POST", scope["path"]))
         try:
             response = await self._respond(request)
@@ -132,17 +122,9 @@ class _Request:
 
     async def run(self, app: ASGIApp, scope: Scope) -> StoredResponse:
         """Run the app and hold its whole response, so it is sent only after the commit."""
-        body_sent = False
         status = 500
         headers: list[list[str]] = []
         chunks: list[bytes] = []
-
-        async def receive() -> Message:
-            nonlocal body_sent
-            if body_sent:
-                return await self.receive()
-            body_sent = True
-            return {"type": "http.request", "body": self.body, "more_body": False}
 
         async def capture(message: Message) -> None:
             nonlocal status, headers
@@ -155,5 +137,5 @@ class _Request:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        await app(scope, receive, capture)
+        await app(scope, replaying(self.body, self.receive), capture)
         return StoredResponse(self.fingerprint, status, headers, b"".join(chunks))
