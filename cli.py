@@ -74,10 +74,12 @@ def migrate_current() -> None:
 @cli.command()
 def seed() -> None:
     """Add demo teams and heroes to an empty database."""
+    _seed(load_settings())
+
+
+def _seed(settings: Settings) -> None:
     from demo_data import seed as seed_demo
     from persistence.database import create_engine
-
-    settings = load_settings()
 
     async def run() -> bool:
         engine = create_engine(settings, pooled=False)
@@ -111,13 +113,11 @@ def _shared_metrics(workers: int) -> Generator[None]:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _serve(host: str, port: int, workers: int, reload: bool) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool) -> None:
     import uvicorn
 
     from logs import configure_logging
 
-    settings = load_settings()
-    command.upgrade(alembic_config(settings), "head")
     typer.echo(f"database: {_describe(settings)}; API docs at http://{host}:{port}/docs")
     configure_logging(settings)
     with _shared_metrics(1 if reload else workers):
@@ -147,7 +147,9 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart on code changes.")] = False,
 ) -> None:
     """Apply pending migrations, then serve the API with uvicorn."""
-    _serve(host, port, workers, reload)
+    settings = load_settings()
+    command.upgrade(alembic_config(settings), "head")
+    _serve(settings, host, port, workers, reload)
 
 
 @cli.command()
@@ -157,9 +159,10 @@ def dev(
 ) -> None:
     """Serve for local development: APP_DEBUG on, demo data, reload on code changes."""
     os.environ.setdefault("APP_DEBUG", "true")
-    command.upgrade(alembic_config(load_settings()), "head")
-    seed()
-    _serve(host, port, 1, reload=True)
+    settings = load_settings()
+    command.upgrade(alembic_config(settings), "head")
+    _seed(settings)
+    _serve(settings, host, port, 1, reload=True)
 
 
 @cli.command()
