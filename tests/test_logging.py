@@ -87,6 +87,25 @@ class TestAccessLine:
             "client": "testclient",
         }
 
+    def test_a_write_with_a_body_logs_its_access_line_and_nothing_else(
+        self, pg_client: SignedClient, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        created = pg_client.post("/api/teams", json={"name": "Quiet", "headquarters": "Attic"})
+        capsys.readouterr()
+        response = pg_client.patch(
+            f"/api/teams/{created.json()['id']}",
+            json={"headquarters": "Cellar"},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert response.status_code == 200
+        # The test client's own "HTTP Request" line aside, the server printed only its access line.
+        [line] = [line for line in json_lines(capsys.readouterr().out) if line["logger"] != "httpx"]
+        assert (line["logger"], line["operation"], line["status"]) == (
+            "access",
+            "handlers.teams.update_team",
+            200,
+        )
+
     def test_a_well_formed_request_id_from_the_client_is_kept(
         self, pg_client: SignedClient, capsys: pytest.CaptureFixture[str]
     ) -> None:
