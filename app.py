@@ -23,7 +23,7 @@ import signing
 from authentication import SignatureMiddleware
 from idempotency import IdempotencyMiddleware
 from operations import PrebuiltAsyncApp
-from persistence.database import create_engine
+from persistence.database import LONE_STATEMENTS, create_engine, lone_statements
 from persistence.idempotency import purge_expired_keys
 from persistence.signatures import purge_expired_signatures
 from settings import ROOT, Settings
@@ -95,7 +95,12 @@ def create_app(
         telemetry.instrument(engine)
         purge = asyncio.create_task(_purge_expired(engine))
         try:
-            yield {"engine": engine, "settings": settings, "metrics": telemetry}
+            yield {
+                "engine": engine,
+                LONE_STATEMENTS: lone_statements(engine),
+                "settings": settings,
+                "metrics": telemetry,
+            }
         finally:
             telemetry.close()
             purge.cancel()

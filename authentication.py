@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import signing
+from persistence.database import LONE_STATEMENTS, Opener
 from persistence.signatures import record_signature
 from problems import Problem
 from request_body import check_declared_length, read_body, replaying
@@ -190,11 +190,11 @@ class SignatureMiddleware:
         await self.app(scope, replaying(body, receive), send)
 
     async def _accept_once(self, state: Mapping[str, Any], claim: Claim) -> None:
-        engine: AsyncEngine = state["engine"]
+        connect: Opener = state[LONE_STATEMENTS]
         # A signature stays acceptable until its timestamp leaves the window; remember it as long.
         expires_at = datetime.fromtimestamp(int(claim.timestamp) / 1000, UTC) + self.window
         # The digest of the decoded bytes: the same signature in upper-case hex is the same key.
-        async with engine.begin() as conn:
+        async with connect() as conn:
             first_use = await record_signature(
                 conn=conn, digest=hashlib.sha256(claim.signature).digest(), expires_at=expires_at
             )

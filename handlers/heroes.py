@@ -16,7 +16,7 @@ from persistence import heroes
 async def list_heroes(
     limit: int = 50, cursor: str | None = None, team_id: int | None = None, name: str | None = None
 ) -> Reply:
-    async with transaction() as conn:
+    async with transaction(one_statement=True) as conn:
         rows, next_cursor = await heroes.list_heroes(
             conn=conn, limit=limit, cursor=cursor, team_id=team_id, name=name
         )
@@ -24,19 +24,19 @@ async def list_heroes(
 
 
 async def create_hero(body: dict[str, Any]) -> Reply:
-    async with transaction() as conn:
+    async with transaction(one_statement=True) as conn:
         hero = await heroes.create_hero(conn=conn, **body)
     return created(hero, f"/api/heroes/{hero['id']}")
 
 
 async def get_hero(hero_id: int) -> Reply:
-    async with transaction() as conn:
+    async with transaction(one_statement=True) as conn:
         hero = await heroes.get_hero(conn=conn, hero_id=hero_id)
     return fresh_or_not_modified(hero)
 
 
 async def update_hero(hero_id: int, body: dict[str, Any]) -> Reply:
-    async with transaction() as conn:
+    async with transaction(one_statement=True) as conn:
         hero = await heroes.update_hero(
             conn=conn, hero_id=hero_id, changes=body, expected=expected_versions()
         )
@@ -44,6 +44,6 @@ async def update_hero(hero_id: int, body: dict[str, Any]) -> Reply:
 
 
 async def delete_hero(hero_id: int) -> Reply:
-    async with transaction() as conn:
+    async with transaction(one_statement=True) as conn:
         await heroes.delete_hero(conn=conn, hero_id=hero_id, expected=expected_versions())
     return no_content()

@@ -14,25 +14,25 @@ from persistence import heroes, teams
 
 
 async def list_teams(limit: int = 50, cursor: str | None = None) -> Reply:
-    async with transaction() as conn:
+    async with transaction(one_statement=True) as conn:
         rows, next_cursor = await teams.list_teams(conn=conn, limit=limit, cursor=cursor)
     return page(rows, next_cursor)
 
 
 async def create_team(body: dict[str, Any]) -> Reply:
-    async with transaction() as conn:
+    async with transaction(one_statement=True) as conn:
         team = await teams.create_team(conn=conn, **body)
     return created(team, f"/api/teams/{team['id']}")
 
 
 async def get_team(team_id: int) -> Reply:
-    async with transaction() as conn:
+    async with transaction(one_statement=True) as conn:
         team = await teams.get_team(conn=conn, team_id=team_id)
     return fresh_or_not_modified(team)
 
 
 async def update_team(team_id: int, body: dict[str, Any]) -> Reply:
-    async with transaction() as conn:
+    async with transaction(one_statement=True) as conn:
         team = await teams.update_team(
             conn=conn, team_id=team_id, changes=body, expected=expected_versions()
         )

@@ -1,12 +1,14 @@
 """Engines: built from settings by the app's lifespan (never at import) and by migrations."""
 
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from settings import Settings
@@ -48,6 +50,23 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
     return engine
+
+
+type Opener = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+# Where the app's lifespan state keeps `lone_statements(engine)`.
+LONE_STATEMENTS = "lone_statements"
+
+
+def lone_statements(engine: AsyncEngine) -> Opener:
+    """How to open a connection for work that is one statement, which is its own transaction.
+
+    On PostgreSQL a single statement is atomic by itself, so it runs without BEGIN and COMMIT:
+    two round trips fewer, a third of a simple request's database time. SQLite keeps its
+    explicit transaction: `BEGIN IMMEDIATE` is what takes its write lock up front.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine.begin
+    return engine.execution_options(isolation_level="AUTOCOMMIT").connect
 
 
 def _ping_idle_connections(engine: AsyncEngine) -> None:
