@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.errors import Conflict, NotFound
-from persistence.pagination import fetch_page
+from persistence.pagination import Pages, fetch_page
 from persistence.preconditions import (
     Versions,
     check_version,
@@ -36,6 +36,23 @@ SELECT_ONE = select(*COLUMNS).where(heroes.c.id == bindparam("hero_id"))
 INSERT_ONE = insert(heroes).returning(*COLUMNS)
 
 
+def _list(*, by_team: bool, by_name: bool) -> Pages:
+    query = select(*COLUMNS)
+    if by_team:
+        query = query.where(heroes.c.team_id == bindparam("team_id"))
+    if by_name:
+        query = query.where(heroes.c.name == bindparam("name"))
+    return Pages.of(query, heroes)
+
+
+# By (team_id given, name given).
+LISTS = {
+    (by_team, by_name): _list(by_team=by_team, by_name=by_name)
+    for by_team in (False, True)
+    for by_name in (False, True)
+}
+
+
 def _missing_team(team_id: object) -> Conflict:
     # The only constraint a valid hero can break is its reference to a team.
     return Conflict(f"team {team_id} does not exist", field="team_id")
@@ -49,12 +66,10 @@ async def list_heroes(
     team_id: int | None = None,
     name: str | None = None,
 ) -> tuple[Sequence[Row], str | None]:
-    query = select(*COLUMNS)
-    if team_id is not None:
-        query = query.where(heroes.c.team_id == team_id)
-    if name is not None:
-        query = query.where(heroes.c.name == name)
-    return await fetch_page(conn, query=query, table=heroes, limit=limit, cursor=cursor)
+    filters = {"team_id": team_id, "name": name}
+    values = {column: value for column, value in filters.items() if value is not None}
+    pages = LISTS[team_id is not None, name is not None]
+    return await fetch_page(conn, pages=pages, values=values, limit=limit, cursor=cursor)
 
 
 async def get_hero(*, conn: AsyncConnection, hero_id: int) -> Row:

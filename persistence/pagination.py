@@ -2,9 +2,10 @@
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import RowMapping, Select, Table
+from sqlalchemy import RowMapping, Select, Table, bindparam
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.errors import InvalidCursor
@@ -25,19 +26,35 @@ def decode_cursor(cursor: str) -> int:
     return int(cursor, 16)
 
 
+@dataclass(frozen=True)
+class Pages:
+    """A query read page by page in `id` order: built once, with the values bound per request."""
+
+    first: Select[*tuple[Any, ...]]
+    after: Select[*tuple[Any, ...]]
+
+    @classmethod
+    def of(cls, query: Select[*tuple[Any, ...]], table: Table) -> "Pages":
+        # Building and caching a statement costs more than the query: a list did it per request.
+        first = query.order_by(table.c.id).limit(bindparam("limit"))
+        return cls(first, first.where(table.c.id > bindparam("after")))
+
+
 async def fetch_page(
     conn: AsyncConnection,
     *,
-    query: Select[*tuple[Any, ...]],
-    table: Table,
+    pages: Pages,
+    values: dict[str, Any],
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[RowMapping], str | None]:
-    """One page of `query` in `id` order, and the cursor of the next page (None on the last)."""
-    id_column = table.c.id
+    """One page, and the cursor of the next page (None on the last)."""
+    values = {**values, "limit": limit + 1}
+    statement = pages.first
     if cursor is not None:
-        query = query.where(id_column > decode_cursor(cursor))
-    rows = (await conn.execute(query.order_by(id_column).limit(limit + 1))).mappings().all()
+        values["after"] = decode_cursor(cursor)
+        statement = pages.after
+    rows = (await conn.execute(statement, values)).mappings().all()
     if len(rows) > limit:
         return rows[:limit], encode_cursor(rows[limit - 1]["id"])
     return rows, None

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.errors import Conflict, NotFound
-from persistence.pagination import fetch_page
+from persistence.pagination import Pages, fetch_page
 from persistence.preconditions import (
     Versions,
     check_version,
@@ -28,6 +28,8 @@ COLUMNS = (
     teams.c.updated_at,
 )
 
+LIST = Pages.of(select(*COLUMNS), teams)
+
 
 def _duplicate_name(name: str) -> Conflict:
     return Conflict(f"a team named {name!r} already exists", field="name")
@@ -36,7 +38,7 @@ def _duplicate_name(name: str) -> Conflict:
 async def list_teams(
     *, conn: AsyncConnection, limit: int, cursor: str | None
 ) -> tuple[Sequence[Row], str | None]:
-    return await fetch_page(conn, query=select(*COLUMNS), table=teams, limit=limit, cursor=cursor)
+    return await fetch_page(conn, pages=LIST, values={}, limit=limit, cursor=cursor)
 
 
 async def get_team(*, conn: AsyncConnection, team_id: int, for_update: bool = False) -> Row:
