@@ -4,8 +4,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import RowMapping as Row
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Row, RowMapping, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,10 +33,12 @@ COLUMNS = (
 # The statements every get and create runs, built once (building costs more than binding).
 SELECT_ONE = select(*COLUMNS).where(heroes.c.id == bindparam("hero_id"))
 INSERT_ONE = insert(heroes).returning(*COLUMNS)
+# A list shows no versions (each item's ETag is for its own URL).
+LISTED = tuple(column for column in COLUMNS if column is not heroes.c.version)
 
 
 def _list(*, by_team: bool, by_name: bool) -> Pages:
-    query = select(*COLUMNS)
+    query = select(*LISTED)
     if by_team:
         query = query.where(heroes.c.team_id == bindparam("team_id"))
     if by_name:
@@ -65,14 +66,14 @@ async def list_heroes(
     cursor: str | None,
     team_id: int | None = None,
     name: str | None = None,
-) -> tuple[Sequence[Row], str | None]:
+) -> tuple[Sequence[Row[Any]], str | None]:
     filters = {"team_id": team_id, "name": name}
     values = {column: value for column, value in filters.items() if value is not None}
     pages = LISTS[team_id is not None, name is not None]
     return await fetch_page(conn, pages=pages, values=values, limit=limit, cursor=cursor)
 
 
-async def get_hero(*, conn: AsyncConnection, hero_id: int) -> Row:
+async def get_hero(*, conn: AsyncConnection, hero_id: int) -> RowMapping:
     row = (await conn.execute(SELECT_ONE, {"hero_id": hero_id})).mappings().first()
     if row is None:
         raise NotFound(f"hero {hero_id} does not exist")
@@ -86,7 +87,7 @@ async def create_hero(
     secret_name: str,
     age: int | None = None,
     team_id: int | None = None,
-) -> Row:
+) -> RowMapping:
     now = datetime.now(UTC)
     values = {
         "name": name,
@@ -105,7 +106,7 @@ async def create_hero(
 
 async def update_hero(
     *, conn: AsyncConnection, hero_id: int, changes: Mapping[str, Any], expected: Versions
-) -> Row:
+) -> RowMapping:
     if not changes:
         current = await get_hero(conn=conn, hero_id=hero_id)
         check_version(current, expected, what=f"hero {hero_id}")

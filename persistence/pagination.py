@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import RowMapping, Select, Table, bindparam
+from sqlalchemy import Row, Select, Table, bindparam
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.errors import InvalidCursor
@@ -47,14 +47,14 @@ async def fetch_page(
     values: dict[str, Any],
     limit: int,
     cursor: str | None,
-) -> tuple[Sequence[RowMapping], str | None]:
+) -> tuple[Sequence[Row[Any]], str | None]:
     """One page, and the cursor of the next page (None on the last)."""
     values = {**values, "limit": limit + 1}
     statement = pages.first
     if cursor is not None:
         values["after"] = decode_cursor(cursor)
         statement = pages.after
-    rows = (await conn.execute(statement, values)).mappings().all()
+    rows = (await conn.execute(statement, values)).all()
     if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1]["id"])
+        return rows[:limit], encode_cursor(rows[limit - 1].id)
     return rows, None

@@ -4,8 +4,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import RowMapping as Row
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Row, RowMapping, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,7 +27,8 @@ COLUMNS = (
     teams.c.updated_at,
 )
 
-LIST = Pages.of(select(*COLUMNS), teams)
+# A list shows no versions (each item's ETag is for its own URL).
+LIST = Pages.of(select(*(column for column in COLUMNS if column is not teams.c.version)), teams)
 
 
 def _duplicate_name(name: str) -> Conflict:
@@ -37,11 +37,11 @@ def _duplicate_name(name: str) -> Conflict:
 
 async def list_teams(
     *, conn: AsyncConnection, limit: int, cursor: str | None
-) -> tuple[Sequence[Row], str | None]:
+) -> tuple[Sequence[Row[Any]], str | None]:
     return await fetch_page(conn, pages=LIST, values={}, limit=limit, cursor=cursor)
 
 
-async def get_team(*, conn: AsyncConnection, team_id: int, for_update: bool = False) -> Row:
+async def get_team(*, conn: AsyncConnection, team_id: int, for_update: bool = False) -> RowMapping:
     query = select(*COLUMNS).where(teams.c.id == team_id)
     if for_update:
         query = query.with_for_update()
@@ -51,7 +51,7 @@ async def get_team(*, conn: AsyncConnection, team_id: int, for_update: bool = Fa
     return row
 
 
-async def create_team(*, conn: AsyncConnection, name: str, headquarters: str) -> Row:
+async def create_team(*, conn: AsyncConnection, name: str, headquarters: str) -> RowMapping:
     now = datetime.now(UTC)
     statement = (
         insert(teams)
@@ -66,7 +66,7 @@ async def create_team(*, conn: AsyncConnection, name: str, headquarters: str) ->
 
 async def update_team(
     *, conn: AsyncConnection, team_id: int, changes: Mapping[str, Any], expected: Versions
-) -> Row:
+) -> RowMapping:
     if not changes:
         current = await get_team(conn=conn, team_id=team_id)
         check_version(current, expected, what=f"team {team_id}")
