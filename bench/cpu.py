@@ -1,10 +1,11 @@
 """CPU per request, in process: `uv run python -m bench.cpu get list_first create`.
 
 The wrk runs of `bench.run` share two cores between the load generator, PostgreSQL and the
-server, so their requests/s move by 10-20% between runs. This drives the service's ASGI app
-(and the ceiling's) directly, with no network and no HTTP parsing, and reports the server's own
-CPU time per request (`time.process_time`), which repeats within a few percent: the number to
-compare when changing the stack. `--profile` prints where that time goes (cProfile).
+server, so their requests/s move by 10-20% between runs. This drives the ASGI apps of the
+service, the floor and the ceiling directly, with no network and no HTTP parsing, and reports
+the server's own CPU time per request (`time.process_time`), which repeats within a few percent
+on a quiet machine: the number to compare when changing the stack. `--profile` prints where
+that time goes (cProfile).
 """
 
 import argparse
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 
 import signing
 from app import create_app
-from bench import ceiling
+from bench import ceiling, floor
 from bench.dataset import bench_url, create_database, load_heroes, plain_dsn
 from bench.run import WINDOW_MS, _environment
 from settings import Settings
@@ -136,7 +137,9 @@ class Driver:
 
 
 def _app(target: str, settings: Settings) -> ASGI:
-    return cast(ASGI, ceiling.create_app() if target == "ceiling" else create_app(settings))
+    if target == "service":
+        return cast(ASGI, create_app(settings))
+    return cast(ASGI, {"ceiling": ceiling, "floor": floor}[target].create_app())
 
 
 async def _measure(target: str, args: argparse.Namespace, key: str, settings: Settings) -> None:
@@ -173,7 +176,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--targets", default="service,ceiling")
+    parser.add_argument("--targets", default="service,floor,ceiling")
     parser.add_argument("--profile", choices=("tottime", "cumulative"), help="cProfile sort key")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--no-load", action="store_true", help="reuse the loaded database")

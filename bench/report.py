@@ -25,10 +25,11 @@ def tables(report: dict[str, Any]) -> str:
                 "p50 ms",
                 "p99 ms",
                 "service / ceiling",
+                "floor / ceiling",
                 "p50 ms, 1 connection",
             ]
         ),
-        _row(["---:", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
+        _row(["---:", "---", *["---:"] * 9]),
     ]
     for size in report["sizes"]:
         for scenario, runs in size["scenarios"].items():
@@ -41,7 +42,8 @@ def tables(report: dict[str, Any]) -> str:
                     if run
                     else ["", "", ""]
                 )
-            cells.append(f"{runs['ratio']:.0%}" if "ratio" in runs else "")
+            for ratio in ("ratio", "floor_ratio"):
+                cells.append(f"{runs[ratio]:.0%}" if ratio in runs else "")
             cells.append(f"{probe['p50_ms']:.2f}" if probe else "")
             lines.append(_row(cells))
     lines += ["", _row(["target", "met", "worst measured (where)", "limit"]), _row(["---"] * 4)]

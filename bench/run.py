@@ -1,9 +1,9 @@
 """The benchmark: `uv run python -m bench.run --sizes 1000,100000,1000000 --seconds 20`.
 
 For each data size it bulk-loads a dedicated PostgreSQL database, starts the service
-(`backoffice serve`, one worker, production settings) and the ceiling (`bench/ceiling.py`),
-replays pre-signed requests with `wrk` against each in turn, and stops both. It prints a table
-and writes the numbers to `bench/results/`.
+(`backoffice serve`, one worker, production settings), the ceiling (`bench/ceiling.py`) and the
+floor (`bench/floor.py`), replays pre-signed requests with `wrk` against each in turn, and stops
+them. It prints a table and writes the numbers to `bench/results/`.
 """
 
 import argparse
@@ -45,7 +45,8 @@ RESULTS = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
 # The widest window the settings allow, so that one signature per read scenario lasts the run.
 WINDOW_MS = 3_600_000
-TARGETS = ("service", "ceiling")
+# The floor (`bench/floor.py`) bounds the service: Connexion itself, with the ceiling's work.
+TARGETS = ("service", "floor", "ceiling")
 SOAK_SCENARIOS = ("get", "list_first", "list_team_deep")
 FLAT_SCENARIOS = READ_SCENARIOS[:4]
 SOAK_CHUNK_SECONDS = 5
@@ -119,10 +120,10 @@ def servers(env: dict[str, str], port: int, targets: list[str]) -> Generator[dic
                 port,
                 env,
             )
-        if "ceiling" in targets:
-            running["ceiling"] = start(
-                "ceiling", [sys.executable, "-m", "bench.ceiling", str(port + 1)], port + 1, env
-            )
+        for offset, name in enumerate(("ceiling", "floor"), start=1):
+            if name in targets:
+                command = [sys.executable, "-m", f"bench.{name}", str(port + offset)]
+                running[name] = start(name, command, port + offset, env)
         yield running
     finally:
         for server in running.values():
@@ -175,8 +176,11 @@ def measure_size(
                 )
                 requests.unlink()
                 _print_run(heroes, scenario, name, measured[name])
-            if len(measured) == len(TARGETS):
-                measured["ratio"] = measured["service"]["rps"] / measured["ceiling"]["rps"]
+            if "ceiling" in measured:
+                for name in ("service", "floor"):
+                    if name in measured:
+                        ratio = measured[name]["rps"] / measured["ceiling"]["rps"]
+                        measured["ratio" if name == "service" else "floor_ratio"] = ratio
             result["scenarios"][scenario] = measured
         if args.probe_seconds and "service" in running:
             # One connection: the latency of the query itself, without queueing behind 31 others.
@@ -287,17 +291,23 @@ def _print_verdicts(checks: list[dict[str, Any]]) -> None:
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark the service against the ceiling.")
+    parser = argparse.ArgumentParser(
+        description="Benchmark the service against the floor and the ceiling."
+    )
     parser.add_argument("--sizes", default="1000,100000,1000000", help="heroes, comma-separated")
     parser.add_argument("--seconds", type=float, default=20, help="length of each wrk run")
     parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per server")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--port", type=int, default=8701, help="the service's; the ceiling's is +1")
+    parser.add_argument(
+        "--port", type=int, default=8701, help="the service's; the ceiling's is +1, the floor's +2"
+    )
     parser.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help=f"a subset of {','.join(SCENARIOS)}"
     )
-    parser.add_argument("--targets", default=",".join(TARGETS), help="service, ceiling or both")
+    parser.add_argument(
+        "--targets", default=",".join(TARGETS), help="any of service, floor and ceiling"
+    )
     parser.add_argument(
         "--probe-seconds",
         type=float,
