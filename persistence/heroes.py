@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from persistence.errors import Conflict, NotFound
 from persistence.pagination import Pages, fetch_page
 from persistence.preconditions import (
+    GuardedUpdates,
     Versions,
     check_version,
     guarded_delete,
-    guarded_update,
     refuse_missed_guard,
 )
 from persistence.tables import heroes
@@ -33,6 +33,7 @@ COLUMNS = (
 # The statements every get and create runs, built once (building costs more than binding).
 SELECT_ONE = select(*COLUMNS).where(heroes.c.id == bindparam("hero_id"))
 INSERT_ONE = insert(heroes).returning(*COLUMNS)
+UPDATES = GuardedUpdates(heroes, COLUMNS)
 # A list shows no versions (each item's ETag is for its own URL).
 LISTED = tuple(column for column in COLUMNS if column is not heroes.c.version)
 
@@ -111,9 +112,9 @@ async def update_hero(
         current = await get_hero(conn=conn, hero_id=hero_id)
         check_version(current, expected, what=f"hero {hero_id}")
         return current
-    statement = guarded_update(heroes, hero_id, changes, expected, COLUMNS)
+    statement, values = UPDATES(hero_id, changes, expected)
     try:
-        row = (await conn.execute(statement)).mappings().first()
+        row = (await conn.execute(statement, values)).mappings().first()
     except IntegrityError as error:
         raise _missing_team(changes.get("team_id")) from error
     if row is None:

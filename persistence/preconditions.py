@@ -4,7 +4,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Column, Delete, Table, Update, delete, update
+from sqlalchemy import Column, Delete, Table, Update, bindparam, delete, update
 
 from persistence.errors import PreconditionFailed
 
@@ -17,21 +17,44 @@ def check_version(row: Mapping[Any, Any], expected: Versions, *, what: str) -> N
         raise PreconditionFailed(f'{what} has changed: its ETag is now "{row["version"]}"')
 
 
-def guarded_update(
-    table: Table,
-    row_id: int,
-    changes: Mapping[str, Any],
-    expected: Versions,
-    returning: Sequence[Column[Any]],
-) -> Update:
-    """Apply `changes` and move the version on, only if the row has an expected version."""
-    statement = (
-        update(table)
-        .where(table.c.id == row_id)
-        .values(**changes, version=table.c.version + 1, updated_at=datetime.now(UTC))
-        .returning(*returning)
-    )
-    return statement if expected is None else statement.where(table.c.version.in_(expected))
+class GuardedUpdates:
+    """Updates of one table that apply `changes` and move the version on, only if the row has
+    an expected version. Each shape (the columns changed, guarded or not) is built once, as
+    building and caching a statement cost more than running it; the values are bound per call.
+    """
+
+    def __init__(self, table: Table, returning: Sequence[Column[Any]]) -> None:
+        self.table = table
+        self.returning = tuple(returning)
+        self.built: dict[tuple[tuple[str, ...], bool], Update] = {}
+
+    def __call__(
+        self, row_id: int, changes: Mapping[str, Any], expected: Versions
+    ) -> tuple[Update, dict[str, Any]]:
+        shape = (tuple(sorted(changes)), expected is not None)
+        statement = self.built.get(shape)
+        if statement is None:
+            statement = self.built[shape] = self._build(*shape)
+        values = {f"new_{column}": value for column, value in changes.items()}
+        values |= {"row_id": row_id, "updated_at": datetime.now(UTC)}
+        if expected is not None:
+            values["expected"] = sorted(expected)
+        return statement, values
+
+    def _build(self, columns: tuple[str, ...], guarded: bool) -> Update:
+        table = self.table
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(
+                {column: bindparam(f"new_{column}") for column in columns}
+                | {"version": table.c.version + 1, "updated_at": bindparam("updated_at")}
+            )
+            .returning(*self.returning)
+        )
+        if guarded:
+            statement = statement.where(table.c.version.in_(bindparam("expected", expanding=True)))
+        return statement
 
 
 def guarded_delete(table: Table, row_id: int, expected: Versions) -> Delete:

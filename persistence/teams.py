@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from persistence.errors import Conflict, NotFound
 from persistence.pagination import Pages, fetch_page
 from persistence.preconditions import (
+    GuardedUpdates,
     Versions,
     check_version,
-    guarded_update,
     refuse_missed_guard,
 )
 from persistence.tables import heroes, teams
@@ -29,6 +29,7 @@ COLUMNS = (
 
 # A list shows no versions (each item's ETag is for its own URL).
 LIST = Pages.of(select(*(column for column in COLUMNS if column is not teams.c.version)), teams)
+UPDATES = GuardedUpdates(teams, COLUMNS)
 
 
 def _duplicate_name(name: str) -> Conflict:
@@ -71,9 +72,9 @@ async def update_team(
         current = await get_team(conn=conn, team_id=team_id)
         check_version(current, expected, what=f"team {team_id}")
         return current
-    statement = guarded_update(teams, team_id, changes, expected, COLUMNS)
+    statement, values = UPDATES(team_id, changes, expected)
     try:
-        row = (await conn.execute(statement)).mappings().first()
+        row = (await conn.execute(statement, values)).mappings().first()
     except IntegrityError as error:
         raise _duplicate_name(changes["name"]) from error
     if row is None:
