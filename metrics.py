@@ -159,19 +159,34 @@ class Metrics:
         pool = sync_engine.pool
         if isinstance(pool, QueuePool):
             self._pool = pool
+            # The pool changes only when a connection is taken or given back, so the gauges
+            # follow those two events rather than being refreshed after every request.
             event.listen(pool, "checkout", self._pool_checkout)
+            event.listen(pool, "checkin", self._pool_checkin)
             self.observe_pool()
 
     def observe_pool(self) -> None:
-        """Copy the pool's state to the gauges (after each request, checkout and scrape)."""
+        """Copy the pool's state to the gauges (at start-up and at each scrape)."""
         if self._pool is None:
             return
         self.pool_size.set(self._pool.size())
-        self.pool_checked_out.set(self._pool.checkedout())
-        self.pool_overflow.set(max(self._pool.overflow(), 0))
+        self._observe_pool_use(self._pool.checkedout(), self._pool.overflow())
+
+    def _observe_pool_use(self, checked_out: int, overflow: int) -> None:
+        self.pool_checked_out.set(checked_out)
+        self.pool_overflow.set(max(overflow, 0))
 
     def _pool_checkout(self, *_args: Any) -> None:
-        self.observe_pool()
+        assert self._pool is not None
+        self._observe_pool_use(self._pool.checkedout(), self._pool.overflow())
+
+    def _pool_checkin(self, *_args: Any) -> None:
+        # SQLAlchemy fires `checkin` just before the pool takes the connection back: count it
+        # as back already, and as closed if the pool is full (it is then one beyond its size).
+        pool = self._pool
+        assert pool is not None
+        full = pool.checkedin() >= pool.size()
+        self._observe_pool_use(pool.checkedout() - 1, pool.overflow() - full)
 
     def _query_started(self, conn: Any, *_args: Any) -> None:
         conn.info.setdefault(QUERY_STARTS, []).append(time.perf_counter())
@@ -271,7 +286,6 @@ class MetricsMiddleware:
             labels = (operation_label(scope), method, str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.duration.labels(*labels).observe(time.perf_counter() - started)
-            self.metrics.observe_pool()
 
 
 class SignatureRejectionMiddleware:

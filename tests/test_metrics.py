@@ -1,5 +1,6 @@
 """GET /metrics: exact counts after known requests, the exposition format, and several workers."""
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -18,7 +19,8 @@ from starlette.testclient import TestClient
 
 import signing
 from app import create_app
-from metrics import service_version
+from metrics import Metrics, service_version
+from persistence.database import create_engine
 from settings import Settings
 from tests.conftest import TEST_KEY
 from tests.signed_client import SignedClient
@@ -131,6 +133,42 @@ class TestCounts:
         ]
         assert [dict(labels)["version"] for labels in build] == [service_version()]
         assert value(samples, "process_resident_memory_bytes") > 0
+
+
+class TestPoolGauges:
+    def test_the_pool_gauges_follow_each_checkout_and_checkin_between_scrapes(
+        self, backend_settings: dict[str, Settings]
+    ) -> None:
+        settings = backend_settings["postgresql"].model_copy(
+            update={"db_pool_size": 1, "db_max_overflow": 1}
+        )
+        telemetry = Metrics(NAMESPACE)
+
+        def gauges() -> tuple[float | None, float | None]:
+            """Read from the registry, without the refresh that a scrape does first."""
+            return (
+                telemetry.registry.get_sample_value(f"{NAMESPACE}_db_pool_checked_out"),
+                telemetry.registry.get_sample_value(f"{NAMESPACE}_db_pool_overflow"),
+            )
+
+        async def hold_two_connections() -> list[tuple[float | None, float | None]]:
+            engine = create_engine(settings)
+            telemetry.instrument(engine)
+            seen = [gauges()]
+            try:
+                async with engine.connect():
+                    seen.append(gauges())
+                    async with engine.connect():
+                        seen.append(gauges())
+                    seen.append(gauges())
+                seen.append(gauges())
+            finally:
+                await engine.dispose()
+            return seen
+
+        # The second connection is one beyond the pool size of 1; given back first, it stays
+        # open in the pool, so the pool is full when the first comes back and closes that one.
+        assert asyncio.run(hold_two_connections()) == [(0, 0), (1, 0), (2, 1), (1, 1), (0, 0)]
 
 
 class TestExposition:
