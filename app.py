@@ -21,7 +21,7 @@ import logs
 import metrics
 import problems
 import signing
-from authentication import SignatureMiddleware
+from authentication import SignatureMiddleware, SignatureRejected
 from idempotency import IdempotencyMiddleware
 from operations import PrebuiltAsyncApp
 from persistence.database import LONE_STATEMENTS, create_engine, lone_statements
@@ -127,6 +127,8 @@ def create_app(
     )
     app.add_api(SPEC, name="backoffice")
     problems.register(app, Specification.load(SPEC)["paths"])
+    # Counted where they are rendered, rather than by an ASGI layer that every request crosses.
+    app.add_error_handler(SignatureRejected, telemetry.count_rejection)
     # Outermost first: the request id and the metrics also cover the problem+json responses.
     app.add_middleware(
         cast(Any, logs.RequestLogMiddleware), position=MiddlewarePosition.BEFORE_EXCEPTION
@@ -134,11 +136,6 @@ def create_app(
     app.add_middleware(
         cast(Any, metrics.MetricsMiddleware),
         position=MiddlewarePosition.BEFORE_EXCEPTION,
-        metrics=telemetry,
-    )
-    app.add_middleware(
-        cast(Any, metrics.SignatureRejectionMiddleware),
-        position=MiddlewarePosition.BEFORE_ROUTING,
         metrics=telemetry,
     )
     app.add_middleware(

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.middleware.abstract import ROUTING_CONTEXT
 from prometheus_client import (
     CollectorRegistry,
@@ -34,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import problems
 from authentication import SignatureRejected
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -203,6 +205,12 @@ class Metrics:
         requests.inc()
         duration.observe(seconds)
 
+    def count_rejection(self, request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+        """Connexion's error handler for `SignatureRejected`: counts it by reason, renders it."""
+        assert isinstance(error, SignatureRejected)
+        self.signature_rejections.labels(error.reason).inc()
+        return problems.render(request, error)
+
     def _query_started(self, conn: Any, *_args: Any) -> None:
         # One slot per connection: a connection runs one statement at a time.
         conn.info[QUERY_STARTED] = time.perf_counter()
@@ -307,18 +315,3 @@ class MetricsMiddleware:
             self.metrics.record_request(
                 operation_label(scope), method, status, time.perf_counter() - started
             )
-
-
-class SignatureRejectionMiddleware:
-    """Counts signature rejections by reason, on their way to the problem+json renderer."""
-
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await self.app(scope, receive, send)
-        except SignatureRejected as rejection:
-            self.metrics.signature_rejections.labels(rejection.reason).inc()
-            raise
