@@ -21,6 +21,7 @@ import logs
 import metrics
 import problems
 import signing
+from access import AccessMiddleware
 from authentication import SignatureMiddleware, SignatureRejected
 from idempotency import IdempotencyMiddleware
 from operations import PrebuiltAsyncApp
@@ -129,12 +130,9 @@ def create_app(
     problems.register(app, Specification.load(SPEC)["paths"])
     # Counted where they are rendered, rather than by an ASGI layer that every request crosses.
     app.add_error_handler(SignatureRejected, telemetry.count_rejection)
-    # Outermost first: the request id and the metrics also cover the problem+json responses.
+    # Outermost: the request id, the access line and the metrics also cover problem+json.
     app.add_middleware(
-        cast(Any, logs.RequestLogMiddleware), position=MiddlewarePosition.BEFORE_EXCEPTION
-    )
-    app.add_middleware(
-        cast(Any, metrics.MetricsMiddleware),
+        cast(Any, AccessMiddleware),
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         metrics=telemetry,
     )

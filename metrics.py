@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 import problems
 from authentication import SignatureRejected
@@ -281,37 +281,3 @@ class WorkerProcessCollector(Collector):
 
 def _process_metrics(pid: int) -> Iterator[Metric]:
     yield from ProcessCollector(pid=lambda: pid, registry=None).collect()
-
-
-class MetricsMiddleware:
-    """Counts and times every HTTP request, error responses included."""
-
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        # Connexion's router records the operation in this dict; the stages between here and
-        # the router pass shallow copies of the scope, which share it.
-        scope.setdefault("extensions", {})
-        status = 500
-
-        async def send_observed(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        started = time.perf_counter()
-        self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send_observed)
-        finally:
-            self.metrics.in_flight.dec()
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            self.metrics.record_request(
-                operation_label(scope), method, status, time.perf_counter() - started
-            )
