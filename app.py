@@ -11,7 +11,8 @@ from typing import Any, cast
 import orjson
 from connexion import AsyncApp
 from connexion.jsonifier import Jsonifier
-from connexion.middleware import MiddlewarePosition
+from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware.response_validation import ResponseValidationMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.spec import Specification
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -115,9 +116,17 @@ def create_app(
                 await purge
             await engine.dispose()
 
+    # Connexion keeps its response validation stage even when it validates nothing: one more
+    # layer for every request to pass through, left out unless it is on.
+    middlewares = [
+        middleware
+        for middleware in ConnexionMiddleware.default_middlewares
+        if settings.validate_responses or middleware is not ResponseValidationMiddleware
+    ]
     app = PrebuiltAsyncApp(
         __name__,
         lifespan=lifespan,
+        middlewares=middlewares,
         jsonifier=OrjsonJsonifier(),
         strict_validation=True,
         validate_responses=settings.validate_responses,
