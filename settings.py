@@ -48,8 +48,10 @@ class Settings(BaseSettings):
     db_host: str = "127.0.0.1"
     db_port: int = Field(default=5432, ge=1, le=65535)
     db_name: str = "backoffice"
-    db_pool_size: int = Field(default=10, ge=1, le=1000)
-    db_max_overflow: int = Field(default=10, ge=0, le=1000)
+    # Kept open, and no overflow: SQLAlchemy closes an overflow connection as soon as it is
+    # returned, so a burst above the pool size opened and closed a connection per request.
+    db_pool_size: int = Field(default=20, ge=1, le=1000)
+    db_max_overflow: int = Field(default=0, ge=0, le=1000)
     db_pool_timeout: float = Field(
         default=5.0, gt=0, description="seconds to wait for a free connection"
     )

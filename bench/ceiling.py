@@ -165,7 +165,7 @@ def create_app() -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncGenerator[None]:
-        # The service's pool: 10 connections, bursting to 20.
+        # At most 20 connections, as the service's pool keeps.
         ceiling.pool = await asyncpg.create_pool(dsn, min_size=10, max_size=20)
         try:
             yield
