@@ -36,7 +36,7 @@ SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body, option=JSON_OPTIONS), status, headers, "application/json")
 
 
@@ -45,10 +45,29 @@ def _public(record: asyncpg.Record) -> dict[str, Any]:
 
 
 class Ceiling:
-    def __init__(self, key: bytes, window_ms: int) -> None:
+    def __init__(self, dsn: str, key: bytes, window_ms: int) -> None:
+        self.dsn = dsn
         self.key = key
         self.window_ms = window_ms
         self.pool: asyncpg.Pool | None = None
+
+    @classmethod
+    def from_environment(cls) -> "Ceiling":
+        """The harness's database, and the service's key and window (see `bench.run`)."""
+        return cls(
+            os.environ["BENCH_CEILING_DSN"],
+            os.environ["APP_SECRET_KEY"].encode(),
+            int(os.environ["APP_TIMESTAMP_SIGNING_THRESHOLD"]),
+        )
+
+    @asynccontextmanager
+    async def pooled(self) -> AsyncGenerator[None]:
+        # At most 20 connections, as the service's pool keeps.
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=10, max_size=20)
+        try:
+            yield
+        finally:
+            await self.pool.close()
 
     def verify(self, request: Request, body: bytes) -> bytes | None:
         """The service's checks: well-formed, fresh, and the HMAC of the same signed bytes."""
@@ -83,28 +102,35 @@ class Ceiling:
             body = await request.body()
             claimed = self.verify(request, body)
             if claimed is None:
-                return _json({"title": "Unauthorized", "status": 401}, 401)
+                return json_response({"title": "Unauthorized", "status": 401}, 401)
             assert self.pool is not None
             async with self.pool.acquire() as conn:
                 if request.method != "GET" and not await self.accept_once(
                     conn, request.headers["x-timestamp"], claimed
                 ):
-                    return _json({"title": "Unauthorized", "status": 401}, 401)
+                    return json_response({"title": "Unauthorized", "status": 401}, 401)
                 return await handler(request, conn, body)
 
         return endpoint
 
 
-async def list_heroes(request: Request, conn: PoolConnectionProxy, _body: bytes) -> Response:
-    limit = int(request.query_params.get("limit", "50"))
+# The statements, shared with the floor (`bench/floor.py`): on a pool or on one of its connections.
+type Queries = asyncpg.Pool | PoolConnectionProxy
+
+
+async def read_page(
+    conn: Queries, *, limit: int, team_id: int | None, name: str | None, cursor: str | None
+) -> Response:
     conditions: list[str] = []
     arguments: list[Any] = []
-    if "team_id" in request.query_params:
-        arguments.append(int(request.query_params["team_id"]))
-        conditions.append(f"heroes.team_id = ${len(arguments)}")
-    if "cursor" in request.query_params:
-        arguments.append(decode_cursor(request.query_params["cursor"]))
-        conditions.append(f"heroes.id > ${len(arguments)}")
+    for condition, value in (
+        ("heroes.team_id = ${}", team_id),
+        ("heroes.name = ${}", name),
+        ("heroes.id > ${}", None if cursor is None else decode_cursor(cursor)),
+    ):
+        if value is not None:
+            arguments.append(value)
+            conditions.append(condition.format(len(arguments)))
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     arguments.append(limit + 1)
     rows = await conn.fetch(
@@ -112,21 +138,21 @@ async def list_heroes(request: Request, conn: PoolConnectionProxy, _body: bytes)
         *arguments,
     )
     next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
-    return _json({"items": [_public(row) for row in rows[:limit]], "next_cursor": next_cursor})
+    items = [_public(row) for row in rows[:limit]]
+    return json_response({"items": items, "next_cursor": next_cursor})
 
 
-async def get_hero(request: Request, conn: PoolConnectionProxy, _body: bytes) -> Response:
+async def read_hero(conn: Queries, hero_id: int) -> Response:
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM heroes WHERE heroes.id = $1",  # noqa: S608
-        int(request.path_params["hero_id"]),
+        hero_id,
     )
     if row is None:
-        return _json({"title": "Not Found", "status": 404}, 404)
-    return _json(_public(row), headers={"ETag": f'"{row["version"]}"'})
+        return json_response({"title": "Not Found", "status": 404}, 404)
+    return json_response(_public(row), headers={"ETag": f'"{row["version"]}"'})
 
 
-async def create_hero(_request: Request, conn: PoolConnectionProxy, body: bytes) -> Response:
-    hero = orjson.loads(body)
+async def insert_hero(conn: Queries, hero: dict[str, Any]) -> Response:
     now = datetime.now(UTC)
     row = await conn.fetchrow(
         "INSERT INTO heroes (name, secret_name, age, team_id, version, created_at, updated_at) "  # noqa: S608
@@ -139,59 +165,71 @@ async def create_hero(_request: Request, conn: PoolConnectionProxy, body: bytes)
     )
     assert row is not None
     headers = {"ETag": f'"{row["version"]}"', "Location": f"/api/heroes/{row['id']}"}
-    return _json(_public(row), 201, headers)
+    return json_response(_public(row), 201, headers)
 
 
-async def update_hero(request: Request, conn: PoolConnectionProxy, body: bytes) -> Response:
-    changes = orjson.loads(body)
+async def change_hero(conn: Queries, hero_id: int, changes: dict[str, Any]) -> Response:
     row = await conn.fetchrow(
         "UPDATE heroes SET name = $2, age = $3, version = heroes.version + 1, updated_at = $4 "  # noqa: S608
         f"WHERE heroes.id = $1 RETURNING {COLUMNS}",
-        int(request.path_params["hero_id"]),
+        hero_id,
         changes["name"],
         changes["age"],
         datetime.now(UTC),
     )
     if row is None:
-        return _json({"title": "Not Found", "status": 404}, 404)
-    return _json(_public(row), headers={"ETag": f'"{row["version"]}"'})
+        return json_response({"title": "Not Found", "status": 404}, 404)
+    return json_response(_public(row), headers={"ETag": f'"{row["version"]}"'})
+
+
+def _optional_int(value: str | None) -> int | None:
+    return None if value is None else int(value)
+
+
+async def list_heroes(request: Request, conn: PoolConnectionProxy, _body: bytes) -> Response:
+    query = request.query_params
+    return await read_page(
+        conn,
+        limit=int(query.get("limit", "50")),
+        team_id=_optional_int(query.get("team_id")),
+        name=query.get("name"),
+        cursor=query.get("cursor"),
+    )
+
+
+async def get_hero(request: Request, conn: PoolConnectionProxy, _body: bytes) -> Response:
+    return await read_hero(conn, int(request.path_params["hero_id"]))
+
+
+async def create_hero(_request: Request, conn: PoolConnectionProxy, body: bytes) -> Response:
+    return await insert_hero(conn, orjson.loads(body))
+
+
+async def update_hero(request: Request, conn: PoolConnectionProxy, body: bytes) -> Response:
+    return await change_hero(conn, int(request.path_params["hero_id"]), orjson.loads(body))
 
 
 def create_app() -> Starlette:
-    dsn = os.environ["BENCH_CEILING_DSN"]
-    ceiling = Ceiling(
-        os.environ["APP_SECRET_KEY"].encode(), int(os.environ["APP_TIMESTAMP_SIGNING_THRESHOLD"])
-    )
-
-    @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncGenerator[None]:
-        # At most 20 connections, as the service's pool keeps.
-        ceiling.pool = await asyncpg.create_pool(dsn, min_size=10, max_size=20)
-        try:
-            yield
-        finally:
-            await ceiling.pool.close()
-
+    ceiling = Ceiling.from_environment()
     return Starlette(
         routes=[
             Route("/api/heroes", ceiling.signed(list_heroes), methods=["GET"]),
             Route("/api/heroes", ceiling.signed(create_hero), methods=["POST"]),
             Route("/api/heroes/{hero_id:int}", ceiling.signed(get_hero), methods=["GET"]),
             Route("/api/heroes/{hero_id:int}", ceiling.signed(update_hero), methods=["PATCH"]),
-            Route("/openapi.json", lambda _request: _json({}), methods=["GET"]),
+            Route("/openapi.json", lambda _request: json_response({}), methods=["GET"]),
         ],
-        lifespan=lifespan,
+        lifespan=lambda _app: ceiling.pooled(),
     )
+
+
+def serve(app: Any) -> None:
+    """Serve `app` on the port given as the first argument, as `backoffice serve` would."""
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, server_header=False)
 
 
 def main() -> None:
-    uvicorn.run(
-        create_app(),
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        log_config=None,
-        server_header=False,
-    )
+    serve(create_app())
 
 
 if __name__ == "__main__":

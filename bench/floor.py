@@ -9,16 +9,10 @@ is served by Connexion, so `floor / ceiling` bounds `service / ceiling`. Harness
 """
 
 import logging
-import os
-import sys
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import asyncpg
 import orjson
-import uvicorn
 from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
@@ -28,9 +22,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import SPEC, OrjsonJsonifier
 from authentication import SIGNED_PREFIX, VERIFIED
-from bench.ceiling import COLUMNS, Ceiling, _json, _public
+from bench.ceiling import (
+    Ceiling,
+    change_hero,
+    insert_hero,
+    json_response,
+    read_hero,
+    read_page,
+    serve,
+)
 from operations import PrebuiltAsyncApp
-from persistence.pagination import decode_cursor, encode_cursor
 from request_body import read_body, replaying
 from validation import VALIDATORS
 
@@ -76,7 +77,7 @@ class SignatureCheck:
                 ):
                     claimed = None
         if claimed is None:
-            await _json({"title": "Unauthorized", "status": 401}, 401)(scope, receive, send)
+            await json_response({"title": "Unauthorized", "status": 401}, 401)(scope, receive, send)
             return
         await self.app({**scope, VERIFIED: 1}, replaying(body, receive), send)
 
@@ -84,64 +85,19 @@ class SignatureCheck:
 async def list_heroes(
     limit: int = 50, cursor: str | None = None, team_id: int | None = None, name: str | None = None
 ) -> Response:
-    conditions: list[str] = []
-    arguments: list[Any] = []
-    for condition, value in (
-        ("heroes.team_id = ${}", team_id),
-        ("heroes.name = ${}", name),
-        ("heroes.id > ${}", None if cursor is None else decode_cursor(cursor)),
-    ):
-        if value is not None:
-            arguments.append(value)
-            conditions.append(condition.format(len(arguments)))
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    arguments.append(limit + 1)
-    rows = await floor.pool.fetch(
-        f"SELECT {COLUMNS} FROM heroes{where} ORDER BY heroes.id LIMIT ${len(arguments)}",  # noqa: S608
-        *arguments,
-    )
-    next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
-    return _json({"items": [_public(row) for row in rows[:limit]], "next_cursor": next_cursor})
+    return await read_page(floor.pool, limit=limit, team_id=team_id, name=name, cursor=cursor)
 
 
 async def get_hero(hero_id: int) -> Response:
-    row = await floor.pool.fetchrow(
-        f"SELECT {COLUMNS} FROM heroes WHERE heroes.id = $1",  # noqa: S608
-        hero_id,
-    )
-    if row is None:
-        return _json({"title": "Not Found", "status": 404}, 404)
-    return _json(_public(row), headers={"ETag": f'"{row["version"]}"'})
+    return await read_hero(floor.pool, hero_id)
 
 
 async def create_hero(body: dict[str, Any]) -> Response:
-    now = datetime.now(UTC)
-    row = await floor.pool.fetchrow(
-        "INSERT INTO heroes (name, secret_name, age, team_id, version, created_at, updated_at) "  # noqa: S608
-        f"VALUES ($1, $2, $3, $4, 1, $5, $5) RETURNING {COLUMNS}",
-        body["name"],
-        body["secret_name"],
-        body.get("age"),
-        body.get("team_id"),
-        now,
-    )
-    assert row is not None
-    headers = {"ETag": f'"{row["version"]}"', "Location": f"/api/heroes/{row['id']}"}
-    return _json(_public(row), 201, headers)
+    return await insert_hero(floor.pool, body)
 
 
 async def update_hero(hero_id: int, body: dict[str, Any]) -> Response:
-    row = await floor.pool.fetchrow(
-        "UPDATE heroes SET name = $2, age = $3, version = heroes.version + 1, updated_at = $4 "  # noqa: S608
-        f"WHERE heroes.id = $1 RETURNING {COLUMNS}",
-        hero_id,
-        body["name"],
-        body["age"],
-        datetime.now(UTC),
-    )
-    if row is None:
-        return _json({"title": "Not Found", "status": 404}, 404)
-    return _json(_public(row), headers={"ETag": f'"{row["version"]}"'})
+    return await change_hero(floor.pool, hero_id, body)
 
 
 def not_measured(**_kwargs: Any) -> Response:
@@ -163,24 +119,12 @@ def _resolve(operation_id: str) -> Any:
 
 
 def create_app() -> AsyncApp:
-    dsn = os.environ["BENCH_CEILING_DSN"]
-    floor.checks = Ceiling(
-        os.environ["APP_SECRET_KEY"].encode(), int(os.environ["APP_TIMESTAMP_SIGNING_THRESHOLD"])
-    )
-
-    @asynccontextmanager
-    async def lifespan(_app: AsyncApp) -> AsyncGenerator[None]:
-        floor.ceiling.pool = await asyncpg.create_pool(dsn, min_size=10, max_size=20)
-        try:
-            yield
-        finally:
-            await floor.pool.close()
-
+    floor.checks = Ceiling.from_environment()
     # Connexion as the service configures it: operations built once, its validators, orjson.
     logging.getLogger("connexion.operations.openapi3").setLevel(logging.ERROR)
     app = PrebuiltAsyncApp(
         __name__,
-        lifespan=lifespan,
+        lifespan=lambda _app: floor.ceiling.pooled(),
         jsonifier=OrjsonJsonifier(),
         strict_validation=True,
         validator_map=VALIDATORS,
@@ -190,15 +134,5 @@ def create_app() -> AsyncApp:
     return app
 
 
-def main() -> None:
-    uvicorn.run(
-        create_app(),
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        log_config=None,
-        server_header=False,
-    )
-
-
 if __name__ == "__main__":
-    main()
+    serve(create_app())
