@@ -34,17 +34,13 @@ COLUMNS = (
 SELECT_ONE = select(*COLUMNS).where(heroes.c.id == bindparam("hero_id"))
 INSERT_ONE = insert(heroes).returning(*COLUMNS)
 UPDATES = GuardedUpdates(heroes, COLUMNS)
-# A list shows no versions (each item's ETag is for its own URL).
-LISTED = tuple(column for column in COLUMNS if column is not heroes.c.version)
 
 
 def _list(*, by_team: bool, by_name: bool) -> Pages:
-    query = select(*LISTED)
-    if by_team:
-        query = query.where(heroes.c.team_id == bindparam("team_id"))
+    where = [heroes.c.team_id == bindparam("team_id")] if by_team else []
     if by_name:
-        query = query.where(heroes.c.name == bindparam("name"))
-    return Pages.of(query, heroes)
+        where.append(heroes.c.name == bindparam("name"))
+    return Pages.of(heroes, COLUMNS, *where)
 
 
 # By (team_id given, name given).

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, Table, bindparam
+from sqlalchemy import ColumnElement, Row, Select, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.errors import InvalidCursor
@@ -34,9 +34,14 @@ class Pages:
     after: Select[*tuple[Any, ...]]
 
     @classmethod
-    def of(cls, query: Select[*tuple[Any, ...]], table: Table) -> "Pages":
+    def of(
+        cls, table: Table, columns: Sequence[ColumnElement[Any]], *where: ColumnElement[bool]
+    ) -> "Pages":
+        """The rows of `table` that match `where`, in `columns` less the version: a list shows
+        none (each item's ETag is for its own URL)."""
+        listed = [column for column in columns if column is not table.c.version]
         # Building and caching a statement costs more than the query: a list did it per request.
-        first = query.order_by(table.c.id).limit(bindparam("limit"))
+        first = select(*listed).where(*where).order_by(table.c.id).limit(bindparam("limit"))
         return cls(first, first.where(table.c.id > bindparam("after")))
 
 

@@ -27,8 +27,7 @@ COLUMNS = (
     teams.c.updated_at,
 )
 
-# A list shows no versions (each item's ETag is for its own URL).
-LIST = Pages.of(select(*(column for column in COLUMNS if column is not teams.c.version)), teams)
+LIST = Pages.of(teams, COLUMNS)
 UPDATES = GuardedUpdates(teams, COLUMNS)
 
 
