@@ -2,7 +2,7 @@
 
 Version 1 signs `{METHOD}|{body}|{timestamp}`; version 2 also binds the target,
 `{METHOD}|{path}[?{query}]|{body}|{timestamp}`. The signature is the lower-case hex
-HMAC-SHA256 of those bytes. `../shared/signing-vectors.json` holds worked examples.
+HMAC-SHA256 of those bytes. `signing-vectors.json` holds worked examples.
 """
 
 import hashlib

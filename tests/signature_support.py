@@ -15,8 +15,8 @@ from app import create_app
 from persistence.tables import heroes
 from settings import ROOT, Settings
 
-# CI lays the shared test data beside the repository, read-only.
-VECTORS_FILE = ROOT.parent / "shared" / "signing-vectors.json"
+# The worked examples are part of the contract with the frontend, kept beside openapi.yaml.
+VECTORS_FILE = ROOT / "signing-vectors.json"
 
 
 @dataclass(frozen=True)

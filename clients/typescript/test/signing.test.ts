@@ -22,7 +22,7 @@ interface Vector {
   x_signature: string;
 }
 
-const VECTORS_FILE = process.env.SIGNING_VECTORS ?? "../../../shared/signing-vectors.json";
+const VECTORS_FILE = process.env.SIGNING_VECTORS ?? "../../signing-vectors.json";
 const shared = JSON.parse(readFileSync(VECTORS_FILE, "utf8")) as { key: string; vectors: Vector[] };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
