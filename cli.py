@@ -7,18 +7,21 @@ import os
 import shutil
 import sys
 import tempfile
+import traceback
 from collections.abc import Generator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from alembic import command
-from alembic.config import Config
 from pydantic import ValidationError
 
 import signing
 from settings import ROOT, Settings
+
+# Alembic, SQLAlchemy, uvicorn and httpx are imported by the commands that use them, so that
+# `backoffice call` and `--help` start in a fraction of a second.
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 WORKER_HEALTHCHECK_SECONDS = 30
 
@@ -39,7 +42,9 @@ def load_settings(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
-def alembic_config(settings: Settings) -> Config:
+def alembic_config(settings: Settings) -> "Config":
+    from alembic.config import Config
+
     # Alembic's default stdout is bound at import; pass the current one so output can be captured.
     config = Config(ROOT / "alembic.ini", stdout=sys.stdout)
     config.set_main_option("script_location", str(ROOT / "migrations"))
@@ -51,30 +56,78 @@ def _describe(settings: Settings) -> str:
     return settings.database_url.render_as_string(hide_password=True)
 
 
-@migrate_cli.command("upgrade")
-def migrate_upgrade(revision: str = "head") -> None:
-    """Upgrade the schema (to the latest revision by default)."""
-    settings = load_settings()
+def database_ready(settings: Settings, *, create_missing: bool, tracebacks: bool) -> None:
+    """Stop with a short message naming the setting when the database cannot be used."""
+    from persistence.provisioning import DatabaseUnreachable, prepare_database
+
+    try:
+        done = asyncio.run(prepare_database(settings, create_missing=create_missing))
+    except DatabaseUnreachable as error:
+        if tracebacks:
+            traceback.print_exc()
+        typer.secho(str(error), fg="red", err=True)
+        if not tracebacks:
+            typer.echo("(APP_DEBUG=true shows the full traceback)", err=True)
+        raise typer.Exit(2) from None
+    if done:
+        typer.echo(done, err=True)
+
+
+def _migrate(settings: Settings, revision: str, *, tracebacks: bool | None = None) -> None:
+    from alembic import command
+
+    database_ready(
+        settings,
+        create_missing=True,
+        tracebacks=settings.debug if tracebacks is None else tracebacks,
+    )
     command.upgrade(alembic_config(settings), revision)
-    typer.echo(f"{_describe(settings)} is at {revision}")
 
 
-@migrate_cli.command("downgrade")
-def migrate_downgrade(revision: str) -> None:
-    """Downgrade the schema to REVISION (`base` removes every table)."""
-    command.downgrade(alembic_config(load_settings()), revision)
+# Relative revisions such as -1 look like options to the parser: take them as arguments.
+REVISION_ARGUMENTS = {"ignore_unknown_options": True}
+Revision = Annotated[
+    str, typer.Argument(help="A revision id, head, base, or relative: +1, -1, head-1.")
+]
+
+
+@migrate_cli.command("upgrade", context_settings=REVISION_ARGUMENTS)
+def migrate_upgrade(revision: Revision = "head") -> None:
+    """Upgrade the schema to REVISION (the latest by default); creates a missing database."""
+    from alembic import command
+
+    settings = load_settings()
+    _migrate(settings, revision)
+    command.current(alembic_config(settings))
+
+
+@migrate_cli.command("downgrade", context_settings=REVISION_ARGUMENTS)
+def migrate_downgrade(revision: Revision) -> None:
+    """Downgrade the schema to REVISION (`base` removes every table, -1 undoes one)."""
+    from alembic import command
+
+    settings = load_settings()
+    database_ready(settings, create_missing=False, tracebacks=settings.debug)
+    command.downgrade(alembic_config(settings), revision)
+    command.current(alembic_config(settings))
 
 
 @migrate_cli.command("current")
 def migrate_current() -> None:
     """Show the schema's current revision."""
-    command.current(alembic_config(load_settings()), verbose=True)
+    from alembic import command
+
+    settings = load_settings()
+    database_ready(settings, create_missing=False, tracebacks=settings.debug)
+    command.current(alembic_config(settings), verbose=True)
 
 
 @cli.command()
 def seed() -> None:
     """Add demo teams and heroes to an empty database."""
-    _seed(load_settings())
+    settings = load_settings()
+    database_ready(settings, create_missing=False, tracebacks=settings.debug)
+    _seed(settings)
 
 
 def _seed(settings: Settings) -> None:
@@ -114,12 +167,19 @@ def _shared_metrics(workers: int) -> Generator[None]:
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool) -> None:
+    import structlog
     import uvicorn
 
     from logs import configure_logging
 
-    typer.echo(f"database: {_describe(settings)}; API docs at http://{host}:{port}/docs")
     configure_logging(settings)
+    # In production stdout carries JSON lines only, so the start-up line is a log record too.
+    structlog.get_logger("backoffice").info(
+        "starting",
+        database=_describe(settings),
+        docs=f"http://{host}:{port}/docs",
+        workers=workers,
+    )
     with _shared_metrics(1 if reload else workers):
         uvicorn.run(
             "app:create_app",
@@ -129,6 +189,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
             workers=None if reload else workers,
             reload=reload,
             reload_dirs=[str(ROOT)] if reload else None,
+            # The SQLite file under var/ changes on every write: it is data, not code.
+            reload_excludes=["var/*", "*.db", "*.db-*"] if reload else None,
             app_dir=str(ROOT),
             log_config=None,
             server_header=False,
@@ -148,7 +210,7 @@ def serve(
 ) -> None:
     """Apply pending migrations, then serve the API with uvicorn."""
     settings = load_settings()
-    command.upgrade(alembic_config(settings), "head")
+    _migrate(settings, "head")
     _serve(settings, host, port, workers, reload)
 
 
@@ -158,18 +220,39 @@ def dev(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
 ) -> None:
     """Serve for local development: APP_DEBUG on, demo data, reload on code changes."""
+    # Development mode implies APP_DEBUG; a traceback is shown only when a user asked for it.
+    asked_for_tracebacks = "APP_DEBUG" in os.environ
     os.environ.setdefault("APP_DEBUG", "true")
     settings = load_settings()
-    command.upgrade(alembic_config(settings), "head")
+    _migrate(settings, "head", tracebacks=asked_for_tracebacks and settings.debug)
     _seed(settings)
     _serve(settings, host, port, 1, reload=True)
+
+
+def _read_body(data: str) -> bytes:
+    """`--data` as given: JSON text, `@file`, or `-` for standard input (curl's convention)."""
+    if data == "-":
+        return sys.stdin.buffer.read()
+    if data.startswith("@"):
+        path = Path(data[1:])
+        try:
+            return path.read_bytes()
+        except OSError as error:
+            typer.secho(f"--data {data}: cannot read {path}: {error.strerror}", fg="red", err=True)
+            raise typer.Exit(2) from None
+    return data.encode()
 
 
 @cli.command()
 def call(
     method: Annotated[str, typer.Argument(help="GET, POST, PATCH or DELETE.")],
     path: Annotated[str, typer.Argument(help="Path and query, e.g. /api/heroes?limit=5.")],
-    data: Annotated[str | None, typer.Option("--data", "-d", help="JSON request body.")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", "-d", help="JSON request body, @FILE to read it from a file, - for stdin."
+        ),
+    ] = None,
     url: Annotated[str, typer.Option(envvar="BACKOFFICE_URL", help="The server.")] = (
         "http://127.0.0.1:8000"
     ),
@@ -179,24 +262,46 @@ def call(
     ] = None,
 ) -> None:
     """Sign and send one request with APP_SECRET_KEY, and print the response."""
+    if not path.startswith("/"):
+        typer.secho(f"the path must start with /: /{path}", fg="red", err=True)
+        raise typer.Exit(2)
     # A client only needs the key: without APP_SECRET_KEY it signs with the development key,
-    # which a server started by `backoffice dev` accepts.
+    # which a server started by `backoffice dev` accepts, and says so.
     settings = load_settings(debug=True)
+    if settings.secret_key is None:
+        typer.secho(
+            "APP_SECRET_KEY is not set: signing with the public development key, "
+            "which only `backoffice dev` accepts",
+            fg="yellow",
+            err=True,
+        )
     body = b""
     headers: dict[str, str] = {}
     if data is not None:
+        body = _read_body(data)
         try:
-            json.loads(data)
+            json.loads(body)
         except ValueError as error:
             typer.secho(f"--data is not valid JSON: {error}", fg="red", err=True)
             raise typer.Exit(2) from None
-        body = data.encode()
         headers["Content-Type"] = "application/json"
     for extra in header or []:
         name, _, value = extra.partition(":")
         headers[name.strip()] = value.strip()
+    _send(method.upper(), url.rstrip("/") + path, body, headers, settings, version)
+
+
+def _send(
+    method: str, url: str, body: bytes, headers: dict[str, str], settings: Settings, version: int
+) -> None:
+    import httpx
+
     sign_version: signing.Version = 2 if version == 2 else 1
-    request = httpx.Request(method.upper(), url.rstrip("/") + path, content=body, headers=headers)
+    try:
+        request = httpx.Request(method, url, content=body, headers=headers)
+    except httpx.InvalidURL as error:
+        typer.secho(f"not a valid URL: {url} ({error})", fg="red", err=True)
+        raise typer.Exit(2) from None
     # Version 2 signs the target as it goes on the wire, after httpx has percent-encoded it.
     target = request.url.raw_path.decode("ascii")
     request.headers.update(

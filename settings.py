@@ -2,11 +2,13 @@
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy import URL, make_url
+
+if TYPE_CHECKING:
+    from sqlalchemy import URL
 
 # The placeholder shipped in `.env.example`; copying it verbatim must not give a running service.
 EXAMPLE_SECRET_KEY = "change-me-to-a-random-secret-of-at-least-32-bytes"  # noqa: S105
@@ -104,8 +106,23 @@ class Settings(BaseSettings):
     def uses_postgres(self) -> bool:
         return bool(POSTGRES_SELECTORS & self.model_fields_set)
 
+    @property
+    def database_source(self) -> str:
+        """The variables that chose the database, as a user would look for them."""
+        if self.db_url:
+            return "APP_DB_URL"
+        if self.uses_postgres:
+            chosen = sorted(
+                f"APP_{name.upper()}" for name in POSTGRES_SELECTORS & self.model_fields_set
+            )
+            return ", ".join(chosen)
+        return "APP_SQLITE_PATH"
+
     @cached_property
-    def database_url(self) -> URL:
+    def database_url(self) -> "URL":
+        # Imported here: `backoffice call` and `--help` load settings but never a database.
+        from sqlalchemy import URL, make_url
+
         if self.db_url:
             url = make_url(self.db_url)
             if url.drivername in ("postgres", "postgresql", "postgresql+psycopg"):

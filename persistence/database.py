@@ -6,7 +6,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import URL, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -18,9 +18,12 @@ PING_AFTER_IDLE_SECONDS = 1.0
 IDLE_SINCE = "idle_since"
 
 
-def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
-    """An engine for the configured database; `pooled=False` for one-shot tools (migrations)."""
-    url = settings.database_url
+def create_engine(
+    settings: Settings, *, pooled: bool = True, url: URL | None = None
+) -> AsyncEngine:
+    """An engine for the configured database (or `url` on the same server); `pooled=False` for
+    one-shot tools (migrations)."""
+    url = settings.database_url if url is None else url
     options: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         # One writer at a time: a short busy wait instead of "database is locked" errors.
