@@ -45,8 +45,16 @@ class PrivateCluster:
     def url(self) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
 
-    def init(self) -> "PrivateCluster":
-        self._run("initdb", "-D", str(self.data), "-U", self.user, "-A", "trust", "--no-sync")
+    def init(self, *, password: str | None = None) -> "PrivateCluster":
+        """With `password`, every login must give it (scram-sha-256) instead of being trusted."""
+        authentication = ["-A", "trust"]
+        if password is not None:
+            password_file = self.directory / "password"
+            password_file.write_text(password)
+            if self._as_postgres:
+                shutil.chown(password_file, "postgres", "postgres")
+            authentication = ["-A", "scram-sha-256", f"--pwfile={password_file}"]
+        self._run("initdb", "-D", str(self.data), "-U", self.user, *authentication, "--no-sync")
         return self
 
     def start(self) -> None:

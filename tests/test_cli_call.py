@@ -158,3 +158,94 @@ def test_the_readme_curl_example_is_accepted_by_a_running_server(live_server: st
     assert run.returncode == 0, run.stderr
     page = json.loads(run.stdout)  # a 401 would be a problem document instead
     assert set(page) == {"items", "next_cursor"}, page
+
+
+def installed_call(
+    *arguments: str, cwd: Path, stdin: str | None = None, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """The `backoffice` program a user runs, in a folder with no .env file."""
+    return subprocess.run(
+        [BACKOFFICE, "call", *arguments],
+        env={"PATH": "/usr/bin:/bin", **variables},
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_data_is_read_from_a_file_named_with_an_at_sign(live_server: str, tmp_path: Path) -> None:
+    team = {"name": "From a file", "headquarters": "Disk"}
+    # Larger than a shell argument is comfortable with; JSON allows the white space.
+    (tmp_path / "team.json").write_text(json.dumps(team, indent=200_000))
+
+    run = installed_call(
+        "POST",
+        "/api/teams",
+        "--data",
+        "@team.json",
+        cwd=tmp_path,
+        BACKOFFICE_URL=live_server,
+        APP_SECRET_KEY=KEY,
+    )
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("HTTP 201 Created\n")
+    assert printed_json(run.stdout)["headquarters"] == team["headquarters"]  # type: ignore[index]
+
+
+def test_data_is_read_from_standard_input_with_a_dash(live_server: str, tmp_path: Path) -> None:
+    team = {"name": "From stdin", "headquarters": "Pipe"}
+
+    run = installed_call(
+        "POST",
+        "/api/teams",
+        "-d",
+        "-",
+        cwd=tmp_path,
+        stdin=json.dumps(team),
+        BACKOFFICE_URL=live_server,
+        APP_SECRET_KEY=KEY,
+    )
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert printed_json(run.stdout)["name"] == "From stdin"  # type: ignore[index]
+
+
+def test_a_missing_data_file_is_one_line(tmp_path: Path) -> None:
+    run = installed_call(
+        "POST", "/api/teams", "-d", "@absent.json", cwd=tmp_path, APP_SECRET_KEY=KEY
+    )
+
+    assert (run.returncode, run.stdout) == (2, "")
+    assert run.stderr == "--data @absent.json: cannot read absent.json: No such file or directory\n"
+
+
+def test_a_path_without_its_leading_slash_is_one_line(tmp_path: Path) -> None:
+    run = installed_call("GET", "api/heroes", cwd=tmp_path, APP_SECRET_KEY=KEY)
+
+    assert (run.returncode, run.stdout) == (2, "")
+    assert run.stderr == "the path must start with /: /api/heroes\n"
+
+
+def test_signing_with_the_development_key_is_said_on_stderr(
+    live_server: str, tmp_path: Path
+) -> None:
+    run = installed_call("GET", "/api/heroes", cwd=tmp_path, BACKOFFICE_URL=live_server)
+
+    assert run.stderr == (
+        "APP_SECRET_KEY is not set: signing with the public development key, which only "
+        "`backoffice dev` accepts\n"
+    )
+    # This server has a key of its own, so the development key's signature is refused.
+    assert run.stdout.startswith("HTTP 401 Unauthorized\n")
+
+
+def test_a_set_key_gives_no_warning(live_server: str, tmp_path: Path) -> None:
+    run = installed_call(
+        "GET", "/api/heroes", cwd=tmp_path, BACKOFFICE_URL=live_server, APP_SECRET_KEY=KEY
+    )
+
+    assert (run.returncode, run.stderr) == (0, "")
