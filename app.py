@@ -4,9 +4,19 @@ import asyncio
 import contextlib
 import gc
 import logging
+import warnings
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
+
+# Connexion 3.3 imports starlette.testclient at import time, and Starlette then warns that its
+# test client's httpx is deprecated: on every start, about code the service never runs, and
+# nothing an operator can act on. Set before Connexion is first imported.
+warnings.filterwarnings(
+    "ignore",
+    message="Using `httpx` with `starlette.testclient` is deprecated",
+    category=UserWarning,
+)
 
 import orjson
 from connexion import AsyncApp

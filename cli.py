@@ -73,7 +73,10 @@ def database_ready(settings: Settings, *, create_missing: bool, tracebacks: bool
         typer.echo(done, err=True)
 
 
-def _migrate(settings: Settings, revision: str, *, tracebacks: bool | None = None) -> None:
+def _migrate(
+    settings: Settings, revision: str, *, tracebacks: bool | None = None, serving: bool = False
+) -> None:
+    """Upgrade the schema; before serving, Alembic logs through the service's own logging."""
     from alembic import command
 
     database_ready(
@@ -81,7 +84,13 @@ def _migrate(settings: Settings, revision: str, *, tracebacks: bool | None = Non
         create_missing=True,
         tracebacks=settings.debug if tracebacks is None else tracebacks,
     )
-    command.upgrade(alembic_config(settings), revision)
+    config = alembic_config(settings)
+    if serving:
+        from logs import configure_logging
+
+        configure_logging(settings)
+        config.attributes["configure_logger"] = False
+    command.upgrade(config, revision)
 
 
 # Relative revisions such as -1 look like options to the parser: take them as arguments.
@@ -210,7 +219,7 @@ def serve(
 ) -> None:
     """Apply pending migrations, then serve the API with uvicorn."""
     settings = load_settings()
-    _migrate(settings, "head")
+    _migrate(settings, "head", serving=True)
     _serve(settings, host, port, workers, reload)
 
 
@@ -224,7 +233,7 @@ def dev(
     asked_for_tracebacks = "APP_DEBUG" in os.environ
     os.environ.setdefault("APP_DEBUG", "true")
     settings = load_settings()
-    _migrate(settings, "head", tracebacks=asked_for_tracebacks and settings.debug)
+    _migrate(settings, "head", tracebacks=asked_for_tracebacks and settings.debug, serving=True)
     _seed(settings)
     _serve(settings, host, port, 1, reload=True)
 

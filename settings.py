@@ -112,10 +112,8 @@ class Settings(BaseSettings):
         if self.db_url:
             return "APP_DB_URL"
         if self.uses_postgres:
-            chosen = sorted(
-                f"APP_{name.upper()}" for name in POSTGRES_SELECTORS & self.model_fields_set
-            )
-            return ", ".join(chosen)
+            parts = ("db_host", "db_port", "db_name", "db_user", "db_password")
+            return ", ".join(f"APP_{n.upper()}" for n in parts if n in self.model_fields_set)
         return "APP_SQLITE_PATH"
 
     @cached_property

@@ -43,10 +43,13 @@ class BackofficeServer:
         *,
         workers: int = 1,
         lifetime_seconds: int = LIFETIME_SECONDS,
+        stderr: Path | None = None,
     ) -> None:
+        """`log` takes stdout, and stderr too unless `stderr` names a file of its own."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        self.stderr = stderr
         self.environment = {**os.environ, "APP_LOG_LEVEL": "WARNING", **environment}
         self.command = [
             "timeout",
@@ -63,13 +66,15 @@ class BackofficeServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "BackofficeServer":
-        with self.log.open("ab") as output:
+        with contextlib.ExitStack() as files:
+            output = files.enter_context(self.log.open("ab"))
+            errors = files.enter_context(self.stderr.open("ab")) if self.stderr else None
             self.process = subprocess.Popen(
                 self.command,
                 cwd=ROOT,
                 env=self.environment,
                 stdout=output,
-                stderr=subprocess.STDOUT,
+                stderr=errors or subprocess.STDOUT,
             )
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:

@@ -206,3 +206,23 @@ class TestDebugLogs:
 
         assert "APP_SECRET_KEY is not set" in output
         assert "development key" in output
+
+
+class TestProductionOutput:
+    def test_serve_prints_json_lines_only_and_nothing_on_stderr(
+        self, backend_settings: dict[str, Settings], tmp_path: Any
+    ) -> None:
+        """A log shipper parses every stdout line: no banner, no migration text, no warning."""
+        from tests.backoffice_process import BackofficeServer, signed_server_environment
+
+        database = backend_settings["postgresql"].database_url.render_as_string(hide_password=False)
+        environment = signed_server_environment(database, TEST_KEY, APP_LOG_LEVEL="INFO")
+        stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+        with BackofficeServer(environment, stdout, stderr=stderr) as server:
+            assert server.url
+
+        lines = stdout.read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        assert stderr.read_text() == ""
+        assert all({"event", "level", "timestamp"} <= set(record) for record in records)
+        assert "starting" in [record["event"] for record in records]

@@ -21,7 +21,8 @@ import psycopg
 import pytest
 from sqlalchemy import URL
 
-from settings import ROOT
+import signing
+from settings import DEVELOPMENT_SECRET_KEY, EXAMPLE_SECRET_KEY, ROOT
 from tests.backoffice_process import BACKOFFICE, free_port
 from tests.conftest import TEST_KEY
 
@@ -69,9 +70,17 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Comple
 class Served:
     """A server command in its own process group, stopped with SIGTERM as a user's Ctrl-C."""
 
-    def __init__(self, command: list[str], cwd: Path, env: dict[str, str], port: int) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        port: int,
+        *,
+        log: Path | None = None,
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.log = cwd / "server.log"
+        self.log = log or cwd / "server.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 ["timeout", "300", *command],
@@ -205,8 +214,39 @@ def test_dev_runs_as_written_in_an_empty_folder_with_the_example_env_file(
     try:
         server.wait_ready()
         health = httpx.get(f"{server.url}/health", timeout=5).json()
+        # The example key is what .env gives: dev signs with it, and so does `backoffice call`.
+        created = create_team(server.url, EXAMPLE_SECRET_KEY)
     finally:
         server.stop()
 
     assert health["status"] == "ok"
+    assert created.status_code == 201, created.text
     assert (tmp_path / "var" / "backoffice.db").exists()
+    assert "Warning" not in server.log.read_text()
+
+
+def create_team(url: str, key: str) -> httpx.Response:
+    body = b'{"name": "Written in dev", "headquarters": "var/"}'
+    headers = signing.signed_headers("POST", "/api/teams", body, key)
+    headers["Content-Type"] = "application/json"
+    return httpx.post(f"{url}/api/teams", content=body, headers=headers, timeout=10)
+
+
+def test_dev_in_the_clone_does_not_reload_when_its_database_file_changes(tmp_path: Path) -> None:
+    """The default SQLite file is var/ inside the clone, in the tree that dev watches for code."""
+    (command,) = [command for command in readme_commands() if command.startswith("backoffice dev")]
+    database = ROOT / "var" / f"reload-test-{uuid.uuid4().hex[:8]}.db"
+    port = free_port()
+    environment = user_environment(APP_SQLITE_PATH=str(database.relative_to(ROOT)))
+    server = Served(argv(command, port=str(port)), ROOT, environment, port, log=tmp_path / "log")
+    try:
+        server.wait_ready()
+        created = create_team(server.url, DEVELOPMENT_SECRET_KEY)
+        time.sleep(2)  # watchfiles reports changes after a debounce of well under a second
+    finally:
+        server.stop()
+        for written in database.parent.glob(f"{database.name}*"):
+            written.unlink()
+
+    assert created.status_code == 201, created.text
+    assert "change detected" not in server.log.read_text()
