@@ -301,6 +301,8 @@ def test_a_scrape_of_any_worker_counts_the_requests_of_every_worker(
         assert requests_total(samples, "handlers.ops.live", "GET", 200) == sent + 1
         for pid in workers:
             assert value(samples, "process_resident_memory_bytes", pid=str(pid)) > 0
+        # As the README's "Several workers" says: no python_* family in multiprocess mode.
+        assert not [name for name, _labels in samples if name.startswith("python_")]
 
 
 def test_a_method_no_operation_knows_is_counted_as_other(pg_client: SignedClient) -> None:

@@ -1,6 +1,7 @@
 """The breaking-change check: a table of real changes to a spec, each classified as it should be."""
 
 import copy
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ import yaml
 
 import spec_diff
 from app import SPEC
+from settings import ROOT
 
 type Spec = dict[str, Any]
 
@@ -446,3 +448,18 @@ def test_on_main_the_command_compares_with_the_previous_commit(
         capsys.readouterr().out.splitlines()[0]
         == "openapi.yaml: HEAD~ -> working tree: 1 change(s)"
     )
+
+
+def test_every_base_the_readme_shows_is_a_revision_a_clone_has() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    bases = re.findall(r"spec_diff --base (\S+)", readme)
+
+    assert bases
+    for base in bases:
+        found = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"],
+            cwd=ROOT,
+            capture_output=True,
+            check=False,
+        )
+        assert found.returncode == 0, f"the README's `spec_diff --base {base}` names no revision"
