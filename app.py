@@ -34,6 +34,7 @@ import problems
 import signing
 from access import AccessMiddleware
 from authentication import SignatureMiddleware, SignatureRejected
+from caching import CacheControlMiddleware
 from idempotency import IdempotencyMiddleware
 from operations import PrebuiltAsyncApp
 from persistence.database import LONE_STATEMENTS, create_engine, lone_statements
@@ -164,6 +165,11 @@ def create_app(
     app.add_middleware(
         cast(Any, IdempotencyMiddleware),
         position=MiddlewarePosition.BEFORE_CONTEXT,
+        settings=settings,
+    )
+    app.add_middleware(
+        cast(Any, CacheControlMiddleware),
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
         settings=settings,
     )
     app.add_middleware(

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(
         default=86_400, ge=1, le=30 * 86_400, description="an Idempotency-Key is remembered"
     )
+    # Seconds a client may reuse a single resource without asking again; 0 (the default): it
+    # may keep it, but revalidates with its ETag each time. Lists and errors are never stored.
+    cache_max_age: int = Field(default=0, ge=0, le=86_400)
     cors_origins: Annotated[list[str], NoDecode] = []
     validate_responses: bool = False
 
