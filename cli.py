@@ -16,7 +16,7 @@ import typer
 from pydantic import ValidationError
 
 import signing
-from settings import ROOT, Settings
+from settings import ROOT, DatabaseSettings, Settings
 
 # Alembic, SQLAlchemy, uvicorn and httpx are imported by the commands that use them, so that
 # `backoffice call` and `--help` start in a fraction of a second.
@@ -30,9 +30,9 @@ migrate_cli = typer.Typer(help="Apply or inspect the database migrations.", no_a
 cli.add_typer(migrate_cli, name="migrate")
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings(kind: type[Settings] = Settings, **overrides: Any) -> Settings:
     try:
-        return Settings(**overrides)
+        return kind(**overrides)
     except ValidationError as error:
         problems = "\n".join(
             f"  APP_{'_'.join(str(p) for p in e['loc']).upper() or '*'}: {e['msg']}"
@@ -105,7 +105,7 @@ def migrate_upgrade(revision: Revision = "head") -> None:
     """Upgrade the schema to REVISION (the latest by default); creates a missing database."""
     from alembic import command
 
-    settings = load_settings()
+    settings = load_settings(DatabaseSettings)
     _migrate(settings, revision)
     command.current(alembic_config(settings))
 
@@ -115,7 +115,7 @@ def migrate_downgrade(revision: Revision) -> None:
     """Downgrade the schema to REVISION (`base` removes every table, -1 undoes one)."""
     from alembic import command
 
-    settings = load_settings()
+    settings = load_settings(DatabaseSettings)
     database_ready(settings, create_missing=False, tracebacks=settings.debug)
     command.downgrade(alembic_config(settings), revision)
     command.current(alembic_config(settings))
@@ -126,7 +126,7 @@ def migrate_current() -> None:
     """Show the schema's current revision."""
     from alembic import command
 
-    settings = load_settings()
+    settings = load_settings(DatabaseSettings)
     database_ready(settings, create_missing=False, tracebacks=settings.debug)
     command.current(alembic_config(settings), verbose=True)
 
@@ -134,7 +134,7 @@ def migrate_current() -> None:
 @cli.command()
 def seed() -> None:
     """Add demo teams and heroes to an empty database."""
-    settings = load_settings()
+    settings = load_settings(DatabaseSettings)
     database_ready(settings, create_missing=False, tracebacks=settings.debug)
     _seed(settings)
 

@@ -150,3 +150,12 @@ class Settings(BaseSettings):
     def verification_keys(self) -> tuple[bytes, ...]:
         previous = (key.get_secret_value().encode() for key in self.secret_key_previous)
         return (self.signing_key, *previous)
+
+
+class DatabaseSettings(Settings):
+    """The same settings, for tools that only touch the database (migrations, demo data): they
+    neither sign nor verify, so they need no APP_SECRET_KEY."""
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets(self) -> Self:
+        return self

@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from persistence.database import create_engine
 from persistence.tables import UtcDateTime, metadata
-from settings import Settings
+from settings import DatabaseSettings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -25,7 +25,7 @@ def render_item(kind: str, item: Any, autogen_context: Any) -> str | Literal[Fal
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=Settings().database_url.render_as_string(hide_password=False),
+        url=DatabaseSettings().database_url.render_as_string(hide_password=False),
         target_metadata=metadata,
         literal_binds=True,
         render_as_batch=True,
@@ -48,7 +48,7 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_migrations_online() -> None:
-    settings = config.attributes.get("settings") or Settings()
+    settings = config.attributes.get("settings") or DatabaseSettings()
     engine = create_engine(settings, pooled=False)
     try:
         async with engine.connect() as connection:

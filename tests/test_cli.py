@@ -60,3 +60,16 @@ def test_a_missing_secret_key_outside_debug_stops_the_service(
 
     assert result.exit_code == 2
     assert "APP_SECRET_KEY is not set" in result.output
+
+
+def test_database_commands_need_no_signing_key(
+    sqlite_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migrations and demo data neither sign nor verify: a migration job needs no secret."""
+    monkeypatch.delenv("APP_DEBUG")
+
+    upgraded = runner.invoke(cli, ["migrate", "upgrade"])
+    seeded = runner.invoke(cli, ["seed"])
+
+    assert upgraded.exit_code == 0, upgraded.output
+    assert seeded.output.strip() == "demo data added"
