@@ -198,8 +198,6 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
             workers=None if reload else workers,
             reload=reload,
             reload_dirs=[str(ROOT)] if reload else None,
-            # The SQLite file under var/ changes on every write: it is data, not code.
-            reload_excludes=["var/*", "*.db", "*.db-*"] if reload else None,
             app_dir=str(ROOT),
             log_config=None,
             server_header=False,

@@ -81,6 +81,9 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level)
     # Our access line replaces uvicorn's; uvicorn's own messages still come through.
     logging.getLogger("uvicorn.access").disabled = True
+    # Under `dev`, watchfiles says "1 change detected" for every file written in the tree, the
+    # SQLite file under var/ included; uvicorn reloads only for code, and says so itself.
+    logging.getLogger("watchfiles.main").setLevel(logging.WARNING)
     # Connexion 3.3 warns "this operation accepts multiple content types" several times on
     # every request to an operation whose body has two media types (our PATCHes and POSTs),
     # even when the request names its type: six lines per request, and a fifth of its CPU.
