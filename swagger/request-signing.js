@@ -205,8 +205,8 @@
   }
 
   // Swagger UI plugin: the page's key field is the one place for the key, so the api-key
-  // schemes' Authorize button and per-operation padlocks are not shown; and a blank server URL
-  // (Connexion serves `servers: [{url: ""}]` at the root) is shown as this page's origin.
+  // schemes' Authorize button and per-operation padlocks are not shown; and the spec is adapted
+  // to this page as it loads (`asServedHere`).
   function swaggerUIPlugin() {
     const hidden = () => () => null;
     return {
@@ -214,26 +214,45 @@
       statePlugins: {
         spec: {
           wrapActions: {
-            updateSpec: (original) => (text) => original(withOwnOrigin(text)),
+            updateSpec: (original) => (text) => original(asServedHere(text)),
           },
         },
       },
     };
   }
 
-  function withOwnOrigin(text) {
+  // Two things Swagger UI would otherwise do with /openapi.json: show Connexion's blank server
+  // URL (`servers: [{url: ""}]` at the root) as a blank entry, shown here as the page's origin;
+  // and fill an optional parameter without an example of its own with its schema's example
+  // (`team_id=42&name=Deadpond`, an empty page), left empty here (a null example) instead.
+  function asServedHere(text) {
     let spec;
     try {
       spec = JSON.parse(text);
     } catch {
       return text; // not the JSON /openapi.json serves: left as it is
     }
-    const servers = spec && Array.isArray(spec.servers) ? spec.servers : null;
-    if (!servers || !servers.some((server) => !server.url)) return text;
-    spec.servers = servers.map((server) =>
-      server.url ? server : { ...server, url: pageOrigin(), description: "this server" },
-    );
+    if (!spec || typeof spec !== "object") return text;
+    if (Array.isArray(spec.servers)) {
+      spec.servers = spec.servers.map((server) =>
+        server.url ? server : { ...server, url: pageOrigin(), description: "this server" },
+      );
+    }
+    for (const parameter of parametersOf(spec)) {
+      const hasExample = "example" in parameter || "examples" in parameter;
+      if (!parameter.$ref && !parameter.required && !hasExample) parameter.example = null;
+    }
     return JSON.stringify(spec);
+  }
+
+  function parametersOf(spec) {
+    const found = Object.values((spec.components && spec.components.parameters) || {});
+    for (const pathItem of Object.values(spec.paths || {})) {
+      for (const member of [pathItem, ...Object.values(pathItem)]) {
+        if (member && Array.isArray(member.parameters)) found.push(...member.parameters);
+      }
+    }
+    return found;
   }
 
   return {
