@@ -18,7 +18,7 @@ from alembic.config import Config
 from pydantic import ValidationError
 
 import signing
-from settings import ROOT, Settings
+from settings import DEVELOPMENT_SECRET_KEY, ROOT, Settings
 
 WORKER_HEALTHCHECK_SECONDS = 30
 
@@ -49,6 +49,16 @@ def alembic_config(settings: Settings) -> Config:
 
 def _describe(settings: Settings) -> str:
     return settings.database_url.render_as_string(hide_password=True)
+
+
+def _describe_key(settings: Settings) -> str:
+    """Which key requests are signed with: the public development key by value, a real one never."""
+    if settings.secret_key is None:
+        return (
+            f"the public development key {DEVELOPMENT_SECRET_KEY!r} (APP_SECRET_KEY is not set; "
+            "Swagger UI at /docs fills it in)"
+        )
+    return "APP_SECRET_KEY (not shown)"
 
 
 @migrate_cli.command("upgrade")
@@ -119,6 +129,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
     from logs import configure_logging
 
     typer.echo(f"database: {_describe(settings)}; API docs at http://{host}:{port}/docs")
+    typer.echo(f"signing key: {_describe_key(settings)}")
     configure_logging(settings)
     with _shared_metrics(1 if reload else workers):
         uvicorn.run(
