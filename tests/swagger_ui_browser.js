@@ -123,8 +123,15 @@ async function hintShown(page) {
 async function screenshot(page, task, report) {
   const block = await tryItOut(page, "GET", "/api/heroes");
   report.steps.push({ name: "list heroes", ...(await execute(page, block, "GET", "/api/heroes")) });
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: task.screenshot });
+  // From the key field down to the start of the response Swagger UI shows.
+  const bottom = await block
+    .locator(".live-responses-table tr.response")
+    .evaluate((row) => row.getBoundingClientRect().top + window.scrollY + 220);
+  await page.screenshot({
+    path: task.screenshot,
+    fullPage: true,
+    clip: { x: 0, y: 0, width: 1280, height: Math.ceil(bottom) },
+  });
 }
 
 async function main() {
