@@ -123,15 +123,21 @@
     return globalThis.location ? globalThis.location.origin : undefined;
   }
 
-  // `settings()` gives {key, version}; `now()` the Unix time in ms; `origin` is the only one
-  // whose requests are signed (the page's own, by default).
+  // `settings()` gives {key, version, newIdempotencyKeys}; `now()` the Unix time in ms; `origin`
+  // is the only one whose requests are signed (the page's own, by default).
   function makeRequestInterceptor({ settings, now = () => Date.now(), origin = pageOrigin() }) {
     return async function signRequest(request) {
       const url = new URL(request.url, origin);
       if (!isSigned(url, origin)) return request;
       request.headers = request.headers || {};
       removeSigningHeaders(request.headers);
-      const { key, version } = settings();
+      const { key, version, newIdempotencyKeys } = settings();
+      if (newIdempotencyKeys && request.method.toUpperCase() === "POST") {
+        // Asked for on the page: a key of its own for each create, unless one was typed.
+        if (headerValue(request.headers, "idempotency-key") === undefined) {
+          request.headers["Idempotency-Key"] = globalThis.crypto.randomUUID();
+        }
+      }
       if (!key) return request; // sent unsigned: the 401 points the person to the key field
       if (request.body != null && typeof request.body !== "string") {
         throw new Error("only a text (JSON) body can be signed");
@@ -174,6 +180,7 @@
     const keyInput = document.getElementById("signing-key");
     const versionInput = document.getElementById("signing-version");
     const remember = document.getElementById("signing-remember");
+    const newIdempotencyKeys = document.getElementById("idempotency-new");
     const hint = document.getElementById("signing-hint");
     const kept = storage.getItem(STORAGE_KEY);
     if (kept) {
@@ -191,7 +198,11 @@
     });
     remember.addEventListener("change", store);
     return {
-      settings: () => ({ key: keyInput.value, version: Number(versionInput.value) }),
+      settings: () => ({
+        key: keyInput.value,
+        version: Number(versionInput.value),
+        newIdempotencyKeys: newIdempotencyKeys.checked,
+      }),
       // Shown when the API answers 401: the way to a signed request is this field.
       pointToKey() {
         hint.textContent = keyInput.value

@@ -80,6 +80,11 @@ async function checks(page, task, report) {
     await block.locator("textarea.body-param__text").fill(body);
     step(`create team ${name}`, await execute(page, block, "POST", "/api/teams"));
   }
+  await page.locator("#idempotency-new").check();
+  const third = JSON.stringify({ name: "Browser Team C", headquarters: "Chromium" });
+  await block.locator("textarea.body-param__text").fill(third);
+  step("create team with a new Idempotency-Key", await execute(page, block, "POST", "/api/teams"));
+  await page.locator("#idempotency-new").uncheck();
 
   block = await tryItOut(page, "GET", "/api/heroes/{hero_id}");
   const heroPath = "/api/heroes/" + (await block.locator('input[placeholder="hero_id"]').inputValue());

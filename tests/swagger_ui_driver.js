@@ -19,7 +19,11 @@ function swaggerRequest({ url, method, body, headers }) {
 
 function interceptorFor(testCase) {
   return signingScript.makeRequestInterceptor({
-    settings: () => ({ key: testCase.key, version: testCase.version }),
+    settings: () => ({
+      key: testCase.key,
+      version: testCase.version,
+      newIdempotencyKeys: Boolean(testCase.new_idempotency_keys),
+    }),
     origin: testCase.origin,
     ...(testCase.now === undefined ? {} : { now: () => Number(testCase.now) }),
   });

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 import yaml
@@ -211,6 +212,23 @@ class TestTheScript:
             expected = {k: v for k, v in vector["expect_headers"].items() if v is not None}
             assert result["headers"] == {**vector["headers"], **expected}, vector["label"]
             assert KEY not in json.dumps(result)
+
+    def test_a_new_idempotency_key_when_asked_is_signed_with_the_create(
+        self, served_script: Path
+    ) -> None:
+        body = '{"name":"Fresh"}'
+        request = {"url": f"{ORIGIN}/api/teams", "method": "POST", "body": body}
+        cases = [
+            {"key": KEY, "version": 2, "now": NOW, "origin": ORIGIN, "request": request}
+            | {"new_idempotency_keys": asked}
+            for asked in (True, False)
+        ]
+
+        asked, not_asked = run_node(served_script, {"intercept": cases})["intercepted"]
+
+        assert UUID(asked["headers"]["Idempotency-Key"]).version == 4
+        assert '"idempotency-key" "content-digest")' in asked["headers"]["Signature-Input"]
+        assert "Idempotency-Key" not in not_asked["headers"]
 
     def test_without_a_key_the_request_goes_unsigned_and_without_signing_headers(
         self, served_script: Path

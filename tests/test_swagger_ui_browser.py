@@ -7,6 +7,7 @@ machine without Chromium or Node fails here with the command that installs them.
 
 import json
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -81,6 +82,15 @@ def test_two_teams_created_in_a_row_are_both_created(report: dict[str, Any]) -> 
     assert [c["status"] for c in created] == [201, 201], created
     assert [json.loads(c["body"])["name"] for c in created] == ["Browser Team A", "Browser Team B"]
     assert all("idempotency-key" not in c["request_headers"] for c in created)
+
+
+def test_a_create_gets_a_new_idempotency_key_when_the_person_asks(
+    report: dict[str, Any],
+) -> None:
+    created = step(report, "create team with a new Idempotency-Key")
+
+    assert created["status"] == 201, created
+    assert UUID(created["request_headers"]["idempotency-key"]).version == 4
 
 
 def test_the_example_hero_id_exists(report: dict[str, Any]) -> None:
