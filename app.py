@@ -23,7 +23,6 @@ from connexion import AsyncApp
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
 from connexion.middleware.response_validation import ResponseValidationMiddleware
-from connexion.options import SwaggerUIOptions
 from connexion.spec import Specification
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
@@ -35,6 +34,7 @@ import signing
 from access import AccessMiddleware
 from authentication import SignatureMiddleware, SignatureRejected
 from caching import CacheControlMiddleware
+from docs_page import SwaggerUIDist, swagger_ui_options
 from idempotency import IdempotencyMiddleware
 from operations import PrebuiltAsyncApp
 from persistence.database import LONE_STATEMENTS, create_engine, lone_statements
@@ -46,8 +46,6 @@ from validation import VALIDATORS
 logger = logging.getLogger(__name__)
 
 SPEC = ROOT / "openapi.yaml"
-# Connexion's Swagger UI, plus a request interceptor that signs "Try it out" calls in the browser.
-SWAGGER_UI_DIR = ROOT / "swagger"
 PURGE_SECONDS = 60
 CORS_REQUEST_HEADERS = [
     "Content-Type",
@@ -142,9 +140,7 @@ def create_app(
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATORS,
-        swagger_ui_options=SwaggerUIOptions(
-            swagger_ui_path="/docs", swagger_ui_template_dir=str(SWAGGER_UI_DIR)
-        ),
+        swagger_ui_options=swagger_ui_options(settings),
     )
     app.add_api(SPEC, name="backoffice")
     problems.register(app, Specification.load(SPEC)["paths"])
@@ -162,6 +158,7 @@ def create_app(
         settings=settings,
         clock=clock,
     )
+    app.add_middleware(cast(Any, SwaggerUIDist), position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(
         cast(Any, IdempotencyMiddleware),
         position=MiddlewarePosition.BEFORE_CONTEXT,

@@ -16,7 +16,7 @@ import typer
 from pydantic import ValidationError
 
 import signing
-from settings import ROOT, DatabaseSettings, Settings
+from settings import DEVELOPMENT_SECRET_KEY, ROOT, DatabaseSettings, Settings
 
 # Alembic, SQLAlchemy, uvicorn and httpx are imported by the commands that use them, so that
 # `backoffice call` and `--help` start in a fraction of a second.
@@ -54,6 +54,16 @@ def alembic_config(settings: Settings) -> "Config":
 
 def _describe(settings: Settings) -> str:
     return settings.database_url.render_as_string(hide_password=True)
+
+
+def _describe_key(settings: Settings) -> str:
+    """Which key requests are signed with: the public development key by value, a real one never."""
+    if settings.secret_key is None:
+        return (
+            f"the public development key {DEVELOPMENT_SECRET_KEY!r} (APP_SECRET_KEY is not set; "
+            "Swagger UI at /docs fills it in)"
+        )
+    return "APP_SECRET_KEY (not shown)"
 
 
 def database_ready(settings: Settings, *, create_missing: bool, tracebacks: bool) -> None:
@@ -187,6 +197,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
         "starting",
         database=_describe(settings),
         docs=f"http://{host}:{port}/docs",
+        signing_key=_describe_key(settings),
         workers=workers,
     )
     with _shared_metrics(1 if reload else workers):

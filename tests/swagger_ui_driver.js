@@ -6,7 +6,9 @@
 
 // Node 20 has WebCrypto as a global, like browsers; Debian's older Node only as a module.
 globalThis.crypto ??= require("node:crypto").webcrypto;
-const signingScript = require(process.argv[2]);
+globalThis.requestSigning = require(process.argv[2]);
+const signingScript = globalThis.requestSigning;
+const { runSigningVectors } = require("./swagger_ui_vectors.js");
 
 // A request as Swagger UI hands it to its requestInterceptor.
 function swaggerRequest({ url, method, body, headers }) {
@@ -15,13 +17,21 @@ function swaggerRequest({ url, method, body, headers }) {
   return request;
 }
 
-async function intercept(testCase) {
-  const interceptor = signingScript.makeRequestInterceptor({
-    settings: () => ({ key: testCase.key, version: testCase.version }),
-    now: () => Number(testCase.now),
+function interceptorFor(testCase) {
+  return signingScript.makeRequestInterceptor({
+    settings: () => ({
+      key: testCase.key,
+      version: testCase.version,
+      newIdempotencyKeys: Boolean(testCase.new_idempotency_keys),
+    }),
+    origin: testCase.origin,
+    ...(testCase.now === undefined ? {} : { now: () => Number(testCase.now) }),
   });
+}
+
+async function intercept(testCase) {
   try {
-    const request = await interceptor(swaggerRequest(testCase.request));
+    const request = await interceptorFor(testCase)(swaggerRequest(testCase.request));
     return { url: request.url, method: request.method, headers: request.headers };
   } catch (error) {
     return { error: String(error.message) };
@@ -29,29 +39,18 @@ async function intercept(testCase) {
 }
 
 async function send(testCase) {
-  const interceptor = signingScript.makeRequestInterceptor({
-    settings: () => ({ key: testCase.key, version: testCase.version }),
-  });
-  const request = await interceptor(swaggerRequest(testCase.request));
+  const request = await interceptorFor(testCase)(swaggerRequest(testCase.request));
   // What swagger-client does next: fetch(request.url, request).
   const response = await fetch(request.url, request);
-  return {
-    status: response.status,
-    body: await response.text(),
-    sent: request.headers,
-  };
+  return { status: response.status, body: await response.text(), sent: request.headers };
 }
 
 async function main() {
   const chunks = [];
   for await (const chunk of process.stdin) chunks.push(chunk);
   const cases = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  const results = { strings: [], signatures: [], intercepted: [], sent: [] };
-  for (const v of cases.vectors || []) {
-    const args = [v.method, v.path_and_query, v.body, v.x_timestamp, v.version];
-    results.strings.push(signingScript.signedString(...args));
-    results.signatures.push(await signingScript.sign(cases.key, ...args));
-  }
+  const results = { vectors: [], intercepted: [], sent: [] };
+  if (cases.vectors) results.vectors = await runSigningVectors(cases.vectors);
   for (const testCase of cases.intercept || []) results.intercepted.push(await intercept(testCase));
   // One after another, as a person clicks "Execute": each gets its own timestamp.
   for (const testCase of cases.send || []) results.sent.push(await send(testCase));

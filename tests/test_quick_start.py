@@ -25,18 +25,24 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def dev_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dev-output") / "backoffice-dev.log"
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory: pytest.TempPathFactory, dev_output: Path) -> Iterator[str]:
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
     environment["APP_SQLITE_PATH"] = str(tmp_path_factory.mktemp("dev") / "backoffice.db")
     backoffice = Path(sys.executable).parent / "backoffice"
-    process = subprocess.Popen(
-        [str(backoffice), "dev", "--port", str(port)],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    with dev_output.open("wb") as output:
+        process = subprocess.Popen(
+            [str(backoffice), "dev", "--port", str(port)],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -74,3 +80,10 @@ def test_dev_server_has_demo_heroes_behind_signed_requests(dev_server: str) -> N
 
 def test_dev_server_refuses_unsigned_requests(dev_server: str) -> None:
     assert httpx.get(f"{dev_server}/api/heroes").status_code == 401
+
+
+def test_dev_server_says_which_key_it_signs_with(dev_server: str, dev_output: Path) -> None:
+    assert dev_server
+
+    announced = f"the public development key {DEVELOPMENT_SECRET_KEY!r}"
+    assert announced in dev_output.read_text()
