@@ -81,12 +81,12 @@ class Served:
     ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.log = log or cwd / "server.log"
-        with self.log.open("wb") as log:
+        with self.log.open("wb") as output:
             self.process = subprocess.Popen(
                 ["timeout", "300", *command],
                 cwd=cwd,
                 env=env,
-                stdout=log,
+                stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
