@@ -18,7 +18,7 @@ from http_message_signatures._algorithms import HMAC_SHA256
 from http_message_signatures.digests import ContentDigest
 from http_message_signatures.resolvers import MappingKeyResolver
 from http_message_signatures.signatures import HTTPMessageSigner
-from http_message_signatures.structures import CaseInsensitiveDict
+from http_message_signatures.structures import CaseInsensitiveDict, PreparedSignature
 
 type Version = Literal[1, 2]
 VERSIONS: tuple[Version, ...] = (1, 2)
@@ -81,6 +81,52 @@ def covered_components(headers: Mapping[str, str]) -> list[str]:
     return [*TARGET_COMPONENTS, *(name for name in BOUND_HEADERS if name in carried)]
 
 
+def _prepared(
+    method: str,
+    path_and_query: str,
+    body: bytes,
+    key: bytes,
+    headers: Mapping[str, str] | None,
+    created: int,
+    nonce: str | None,
+) -> tuple[Message, HTTPMessageSigner, PreparedSignature]:
+    fields = {name.lower(): value for name, value in (headers or {}).items()}
+    fields = {name: value for name, value in fields.items() if name in BOUND_HEADERS[:-1]}
+    message = Message(method, path_and_query, fields)
+    keyid = key_id(key)
+    signer = HTTPMessageSigner(
+        signature_algorithm=HMAC_SHA256,
+        key_resolver=MappingKeyResolver(public_keys={}, private_keys={keyid: key}),
+    )
+    prepared = signer.prepare(
+        message,
+        key_id=keyid,
+        created=datetime.fromtimestamp(created, UTC),
+        nonce=nonce,
+        label=LABEL,
+        covered_component_ids=covered_components(fields),
+        # With a body, the library adds Content-Digest and covers it, last.
+        body=body or None,
+    )
+    return message, signer, prepared
+
+
+def signature_base(
+    method: str,
+    path_and_query: str,
+    body: bytes,
+    key: bytes | str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    created: int,
+    nonce: str | None = None,
+) -> bytes:
+    """The RFC 9421 signature base a version 2 signature is the HMAC of."""
+    return _prepared(method, path_and_query, body, _bytes(key), headers, created, nonce)[
+        2
+    ].signature_base
+
+
 def version_2_headers(
     method: str,
     path_and_query: str,
@@ -96,27 +142,12 @@ def version_2_headers(
     `headers` are the other fields the request will carry: each bound one is signed. `created`
     is in Unix seconds. A `nonce` tells apart two identical requests signed in the same second.
     """
-    fields = {name.lower(): value for name, value in (headers or {}).items()}
-    fields = {name: value for name, value in fields.items() if name in BOUND_HEADERS[:-1]}
-    message = Message(method, path_and_query, fields)
     raw_key = _bytes(key)
-    keyid = key_id(raw_key)
-    signer = HTTPMessageSigner(
-        signature_algorithm=HMAC_SHA256,
-        key_resolver=MappingKeyResolver(public_keys={}, private_keys={keyid: raw_key}),
+    message, signer, prepared = _prepared(
+        method, path_and_query, body, raw_key, headers, created, nonce
     )
-    signer.sign(
-        message,
-        key_id=keyid,
-        created=datetime.fromtimestamp(created, UTC),
-        nonce=nonce,
-        label=LABEL,
-        covered_component_ids=covered_components(fields),
-        # With a body, the library adds Content-Digest and covers it, last.
-        body=body or None,
-    )
-    signed = {"Signature-Input": message.headers["Signature-Input"]}
-    signed["Signature"] = message.headers["Signature"]
+    signer.apply(message, prepared, digest(raw_key, prepared.signature_base))
+    signed = {name: message.headers[name] for name in ("Signature-Input", "Signature")}
     if body:
         signed["Content-Digest"] = message.headers["Content-Digest"]
     return signed
