@@ -26,7 +26,7 @@ import signing
 from persistence.database import LONE_STATEMENTS, Opener
 from persistence.signatures import record_signature
 from problems import Problem
-from request_body import check_declared_length, read_body, replaying
+from request_body import check_content_type, check_declared_length, read_body, replaying
 from settings import Settings
 
 SIGNED_PREFIX = "/api"
@@ -396,6 +396,7 @@ class SignatureMiddleware:
             await self.app(scope, receive, send)
             return
         check_declared_length(Headers(scope=scope), self.max_body_bytes)
+        check_content_type(Headers(scope=scope))
         path: str = scope["path"]
         is_api = path == SIGNED_PREFIX or path.startswith(SIGNED_PREFIX + "/")
         claim = (
