@@ -3,7 +3,12 @@
 The README's worked examples are parsed and checked too, so the documentation cannot drift.
 """
 
+import ast
+import os
 import re
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +16,7 @@ from starlette.testclient import TestClient
 
 import signing
 from settings import ROOT, Settings
-from tests.conftest import make_settings, truncate_all
+from tests.conftest import TEST_KEY, make_settings, truncate_all
 from tests.problem_assertions import assert_problem
 from tests.signature_support import (
     VECTOR_KEY,
@@ -260,3 +265,30 @@ def test_the_readme_version_2_example_is_correct_and_is_a_shared_vector() -> Non
     assert headers == vector.signed_headers
     base = _readme_section("Request signing").split('```text\n"@method"', 1)[1]
     assert '"@method"' + base.split("```", 1)[0].rstrip("\n") == vector.signature_base
+
+
+def _readme_python_example() -> str:
+    section = _readme_section("Request signing")
+    match = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert match is not None, "the Python example is missing from Request signing"
+    return match.group(1)
+
+
+def test_the_readme_python_example_creates_a_team_on_a_running_server(live_server: str) -> None:
+    script = _readme_python_example()
+    assert "http://127.0.0.1:8000" in script
+    name = f"Defenders {uuid.uuid4().hex[:8]}"
+    script = script.replace("http://127.0.0.1:8000", live_server).replace("Defenders", name)
+
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "APP_SECRET_KEY": TEST_KEY},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stderr
+    created = ast.literal_eval(run.stdout)
+    assert (created["name"], created["headquarters"]) == (name, "Hell's Kitchen")
