@@ -950,6 +950,21 @@ def test_once_its_window_has_passed_a_replay_is_refused_as_stale(
         assert_problem(request.send(client), 401, STALE, "x-timestamp")
 
 
+def test_a_future_dated_signature_is_a_replay_until_it_is_stale(
+    pg_settings: Settings, two_teams: Settings
+) -> None:
+    """Its record outlives one window after arrival: the signature stays fresh that long."""
+    clock = ManualClock(signing.now_ms())
+    request = signed("DELETE", "/api/teams/1", version=2, timestamp=clock.now_ms + WINDOW)
+    with running_app(pg_settings, clock=clock) as client:
+        assert request.send(client).status_code == 204
+        clock.now_ms += 2 * WINDOW - 1000
+
+        assert_problem(request.send(client), 401, REPLAYED, "Signature")
+        clock.now_ms += 2000
+        assert_problem(request.send(client), 401, STALE_CREATED, "Signature-Input")
+
+
 def test_purge_removes_only_the_expired_signatures(pg_settings: Settings) -> None:
     truncate_all(pg_settings)
     now = datetime.now(UTC)
