@@ -224,7 +224,7 @@ MALFORMED_TIMESTAMPS = {
 }
 BAD_V1 = refused(BAD_SIGNATURE, "x-signature")
 BAD_V2 = refused(BAD_SIGNATURE_2, "Signature")
-NOT_SIGNED = {"status": 401, "detail": UNSIGNED}
+NOT_SIGNED: dict[str, Any] = {"status": 401, "detail": UNSIGNED}
 MALFORMED = refused(MALFORMED_SIGNATURE, "x-signature")
 OUT_OF_WINDOW = refused(STALE, "x-timestamp")
 
