@@ -334,6 +334,7 @@ def test_the_app_refuses_any_mutant_of_a_version_2_request_with_401(
 
     assert refused.status_code == 401, (kind, refused.text)
     assert refused.headers["content-type"] == "application/problem+json"
-    assert refused.json()["type"] == "/problems/invalid-signature"
+    if mutant.method != "HEAD":  # a HEAD answer has no body
+        assert refused.json()["type"] == "/problems/invalid-signature"
     # Signed as sent: answered (412 once an earlier PATCH moved the team's version on).
     assert accepted.status_code in (200, 304, 412), accepted.text
