@@ -56,6 +56,9 @@ CORS_REQUEST_HEADERS = [
     "x-signature",
     "x-signature-version",
     "x-timestamp",
+    "Signature",
+    "Signature-Input",
+    "Content-Digest",
 ]
 CORS_EXPOSED_HEADERS = ["ETag", "Idempotent-Replayed", "Location", "Retry-After", "X-Request-ID"]
 
@@ -152,9 +155,10 @@ def create_app(
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         metrics=telemetry,
     )
+    # Before routing: an unsigned request is refused before the router could redirect it.
     app.add_middleware(
         cast(Any, SignatureMiddleware),
-        position=MiddlewarePosition.BEFORE_SECURITY,
+        position=MiddlewarePosition.BEFORE_ROUTING,
         settings=settings,
         clock=clock,
     )

@@ -12,8 +12,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+import http_sf
+from http_message_signatures._algorithms import HMAC_SHA256
+from http_message_signatures.digests import ContentDigest
+from http_message_signatures.exceptions import HTTPMessageSignaturesException
+from http_message_signatures.resolvers import MappingKeyResolver
+from http_message_signatures.signatures import HTTPMessageVerifier
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -21,15 +27,23 @@ import signing
 from persistence.database import LONE_STATEMENTS, Opener
 from persistence.signatures import record_signature
 from problems import Problem
-from request_body import check_declared_length, read_body, replaying
+from request_body import check_content_type, check_declared_length, read_body, replaying
 from settings import Settings
 
 SIGNED_PREFIX = "/api"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TIMESTAMP = re.compile(r"[0-9]{1,15}")
 SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+# A 10-digit x-timestamp within the window of now in seconds was meant as seconds.
+SECONDS = re.compile(r"[0-9]{10}")
 # The scope key that tells the security stage this request's signature was verified.
 VERIFIED = "signature_version"
+# Every component version 2 may cover; anything else is refused rather than resolved.
+COMPONENTS = frozenset({*signing.TARGET_COMPONENTS, *signing.BOUND_HEADERS})
+COVERABLE = " ".join(f'"{name}"' for name in (*signing.TARGET_COMPONENTS, *signing.BOUND_HEADERS))
+PARAMETERS = frozenset({"created", "keyid", "alg", "nonce"})
+MAX_NONCE = 128
+SCHEMES = "Signature-Input and Signature (version 2, RFC 9421)"
 
 
 class SignatureRejected(Problem):
@@ -54,11 +68,39 @@ def _single_header(headers: Headers, name: str, *, required: bool = True) -> str
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """What the headers claim, well-formed and fresh, before the body is read."""
+    """What the headers claim, well-formed and fresh, before the body is read.
 
-    timestamp: str
-    signature: bytes
+    `signature` is the HMAC the request carries (the replay record's key), `signed_at_ms`
+    the instant it claims, and `covered` the components a version 2 signature covers.
+    """
+
     version: signing.Version
+    signature: bytes
+    signed_at_ms: int
+    timestamp: str = ""
+    covered: frozenset[str] = frozenset()
+
+
+class _Verifier(HTTPMessageVerifier):
+    """The library's RFC 9421 verifier; freshness is judged by `Verifier` against its clock."""
+
+    def validate_created_and_expires(self, sig_input: Any, max_age: Any = None) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """A received request in the shape the library reads: method, absolute URL, fields."""
+
+    method: str
+    url: str
+    headers: Headers
+
+
+def _received(scope: Scope) -> _Received:
+    """The request as signed: only its path and query are covered, so the origin is fixed."""
+    target = _path_and_query(scope).decode("latin-1")
+    return _Received(scope["method"], signing.ORIGIN + target, Headers(scope=scope))
 
 
 class Verifier:
@@ -66,6 +108,7 @@ class Verifier:
 
     def __init__(self, settings: Settings, clock: Callable[[], int] = signing.now_ms) -> None:
         self.keys = settings.verification_keys
+        self.keys_by_id = {signing.key_id(key): key for key in reversed(self.keys)}
         self.window_ms = settings.timestamp_signing_threshold
         self.min_version = settings.signature_min_version
         self.clock = clock
@@ -74,41 +117,171 @@ class Verifier:
             "all": None,
             "off": frozenset[str](),
         }[settings.replay_protection]
+        self.rfc9421 = _Verifier(
+            signature_algorithm=HMAC_SHA256,
+            key_resolver=MappingKeyResolver(public_keys=self.keys_by_id, private_keys={}),
+        )
 
     def check_headers(self, scope: Scope) -> Claim:
         """The cheap checks: a request nobody signed is refused before its body is read."""
         headers = Headers(scope=scope)
+        version_1 = [name for name in signing.V1_HEADERS if name in headers]
+        version_2 = [name for name in signing.V2_HEADERS if name in headers]
+        if version_1 and version_2:
+            raise SignatureRejected(
+                "mixed_schemes",
+                f"the request carries {version_1[0]} (version 1) and {version_2[0]} (version 2):"
+                " sign it with one scheme only",
+                field=version_1[0],
+            )
+        if version_2:
+            return self._check_version_2(headers)
+        if version_1:
+            return self._check_version_1(headers)
+        accepted = SCHEMES if self.min_version == 2 else SCHEMES + " or x-timestamp and x-signature"
+        raise SignatureRejected(
+            "missing_header", f"the request is not signed: sign it with {accepted}"
+        )
+
+    def _check_version_1(self, headers: Headers) -> Claim:
         timestamp = _single_header(headers, "x-timestamp")
         signature = _single_header(headers, "x-signature")
-        version_header = _single_header(headers, "x-signature-version", required=False)
+        version = _single_header(headers, "x-signature-version", required=False)
         assert timestamp is not None
         assert signature is not None
+        if version is not None and version != "1":
+            raise SignatureRejected(
+                "unsupported_version",
+                f"x-signature-version must be 1 (or absent): version 2 is signed with {SCHEMES}",
+                field="x-signature-version",
+            )
+        if self.min_version > 1:
+            raise SignatureRejected(
+                "version_too_low",
+                f"signature version 1 is no longer accepted: sign with {SCHEMES}",
+                field="x-signature",
+            )
         if not TIMESTAMP.fullmatch(timestamp):
             raise SignatureRejected(
                 "malformed_timestamp",
                 "x-timestamp must be the Unix time in milliseconds, in decimal digits",
                 field="x-timestamp",
             )
-        if abs(self.clock() - int(timestamp)) > self.window_ms:
-            raise SignatureRejected(
-                "stale_timestamp",
-                f"x-timestamp is outside the accepted window of {self.window_ms} ms "
-                "(check the client's clock)",
-                field="x-timestamp",
-            )
-        version = self._version(version_header)
+        self._check_fresh(int(timestamp), "x-timestamp", seconds=SECONDS.fullmatch(timestamp))
         if not SIGNATURE.fullmatch(signature):
             raise SignatureRejected(
                 "malformed_signature",
                 "x-signature must be 64 hexadecimal digits",
                 field="x-signature",
             )
-        return Claim(timestamp, bytes.fromhex(signature), version)
+        return Claim(1, bytes.fromhex(signature), int(timestamp), timestamp)
+
+    def _check_fresh(self, signed_at_ms: int, field: str, *, seconds: object = None) -> None:
+        now = self.clock()
+        if abs(now - signed_at_ms) <= self.window_ms:
+            return
+        if seconds and abs(now - signed_at_ms * 1000) <= self.window_ms:
+            raise SignatureRejected(
+                "timestamp_in_seconds",
+                "x-timestamp looks like Unix time in seconds: send it in milliseconds "
+                "(e.g. Date.now() in JavaScript)",
+                field=field,
+            )
+        unit = "created" if field == "Signature-Input" else "x-timestamp"
+        raise SignatureRejected(
+            "stale_timestamp",
+            f"{unit} is outside the accepted window of {self.window_ms} ms "
+            "(check the client's clock)",
+            field=field,
+        )
+
+    def _check_version_2(self, headers: Headers) -> Claim:
+        signature_input = _structured(headers, "Signature-Input")
+        signature = _structured(headers, "Signature")
+        _single_header(headers, "content-digest", required=False)
+        if set(signature_input) != {signing.LABEL} or set(signature) != {signing.LABEL}:
+            raise SignatureRejected(
+                "malformed_signature",
+                f"Signature-Input and Signature must each hold one signature, labelled "
+                f"{signing.LABEL}",
+                field="Signature-Input",
+            )
+        components, parameters = signature_input[signing.LABEL]
+        covered = _covered(components)
+        carried = {name for name in signing.BOUND_HEADERS if name in headers}
+        left_out = [
+            name for name in (*signing.TARGET_COMPONENTS, *sorted(carried)) if name not in covered
+        ]
+        if left_out:
+            raise SignatureRejected(
+                "uncovered_component",
+                f'the signature must cover "{left_out[0]}"'
+                + ("" if left_out[0].startswith("@") else ", which the request carries"),
+                field="Signature-Input",
+            )
+        missing = sorted(covered - carried - set(signing.TARGET_COMPONENTS))
+        if missing:
+            raise SignatureRejected(
+                "uncovered_component",
+                f'the signature covers "{missing[0]}", which the request does not carry',
+                field="Signature-Input",
+            )
+        created = self._check_parameters(parameters)
+        value, _ = signature[signing.LABEL]
+        if not isinstance(value, bytes) or len(value) != hashlib.sha256().digest_size:
+            raise SignatureRejected(
+                "malformed_signature",
+                f"Signature must be {signing.LABEL}=:<the base64 of a 32-byte HMAC-SHA256>:",
+                field="Signature",
+            )
+        return Claim(2, value, created * 1000, covered=covered)
+
+    def _check_parameters(self, parameters: Mapping[str, object]) -> int:
+        """`created` (fresh), `keyid` (of a key held), `alg` if stated; the time it claims."""
+        unknown = sorted(set(parameters) - PARAMETERS)
+        if unknown:
+            raise SignatureRejected(
+                "malformed_signature",
+                f'Signature-Input has the parameter "{unknown[0]}": only created, keyid, alg '
+                "and nonce are accepted",
+                field="Signature-Input",
+            )
+        created = parameters.get("created")
+        if type(created) is not int:
+            raise SignatureRejected(
+                "malformed_timestamp",
+                "Signature-Input must state created, the Unix time in seconds, as an integer",
+                field="Signature-Input",
+            )
+        self._check_fresh(created * 1000, "Signature-Input")
+        keyid = parameters.get("keyid")
+        if not isinstance(keyid, str) or keyid not in self.keys_by_id:
+            raise SignatureRejected(
+                "unknown_key",
+                "keyid names no key of this service: it is the first 16 hex digits of the "
+                "SHA-256 of the key",
+                field="Signature-Input",
+            )
+        if parameters.get("alg", signing.ALGORITHM) != signing.ALGORITHM:
+            raise SignatureRejected(
+                "malformed_signature",
+                f'alg must be "{signing.ALGORITHM}"',
+                field="Signature-Input",
+            )
+        nonce = parameters.get("nonce", "")
+        if not isinstance(nonce, str) or len(nonce) > MAX_NONCE:
+            raise SignatureRejected(
+                "malformed_signature",
+                f"nonce must be a string of at most {MAX_NONCE} characters",
+                field="Signature-Input",
+            )
+        return created
 
     def check_signature(self, scope: Scope, claim: Claim, body: bytes) -> None:
-        message = signing.signed_bytes(
-            scope["method"], _path_and_query(scope), body, claim.timestamp, claim.version
-        )
+        if claim.version == 2:
+            self._check_version_2_signature(scope, claim, body)
+            return
+        message = signing.signed_bytes(scope["method"], body, claim.timestamp)
         # Check every key (no early exit), so timing does not tell which key is current.
         matches = [
             hmac.compare_digest(signing.digest(key, message), claim.signature) for key in self.keys
@@ -116,32 +289,85 @@ class Verifier:
         if not any(matches):
             raise SignatureRejected(
                 "bad_signature",
-                f"x-signature does not match this request (signature version {claim.version})",
+                "x-signature does not match this request (signature version 1)",
                 field="x-signature",
             )
 
-    def _version(self, header: str | None) -> signing.Version:
-        if header is None:
-            version: signing.Version = 1
-        elif header in ("1", "2"):
-            version = 1 if header == "1" else 2
-        else:
+    def _check_version_2_signature(self, scope: Scope, claim: Claim, body: bytes) -> None:
+        if body and "content-digest" not in claim.covered:
             raise SignatureRejected(
-                "unsupported_version",
-                "x-signature-version must be 1 or 2",
-                field="x-signature-version",
+                "uncovered_component",
+                "a request with a body must carry Content-Digest, covered by the signature",
+                field="Content-Digest",
             )
-        if version < self.min_version:
+        message = _received(scope)
+        try:
+            self.rfc9421.verify(message, max_age=None)
+        except HTTPMessageSignaturesException:
             raise SignatureRejected(
-                "version_too_low",
-                f"signature version {version} is no longer accepted: sign with version "
-                f"{self.min_version} (x-signature-version: {self.min_version})",
-                field="x-signature-version",
-            )
-        return version
+                "bad_signature",
+                "Signature does not match this request (signature version 2)",
+                field="Signature",
+            ) from None
+        if "content-digest" not in claim.covered:
+            return
+        try:
+            # The covered field, checked against the exact bytes received (the library's
+            # verify_body would parse the covered components a second time to find it).
+            ContentDigest.verify(message.headers["content-digest"], body)
+        except HTTPMessageSignaturesException:
+            raise SignatureRejected(
+                "bad_digest",
+                "Content-Digest does not match the body",
+                field="Content-Digest",
+            ) from None
 
     def needs_replay_check(self, method: str) -> bool:
         return self.replay_methods is None or method in self.replay_methods
+
+
+def _structured(headers: Headers, name: str) -> Mapping[str, tuple[Any, dict[str, Any]]]:
+    """A dictionary structured field (RFC 8941), parsed by http-sf."""
+    value = _single_header(headers, name)
+    assert value is not None
+    try:
+        parsed: object = http_sf.parse(value.encode("latin-1"), tltype="dictionary")
+    except Exception:  # http-sf raises ValueError, and others, for any malformed input
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise SignatureRejected(
+            "malformed_signature",
+            f"{name} is not a valid structured field dictionary (RFC 8941)",
+            field=name,
+        )
+    return cast(Mapping[str, tuple[Any, dict[str, Any]]], parsed)
+
+
+def _covered(components: object) -> frozenset[str]:
+    """The components a Signature-Input member covers: plain names this profile signs."""
+    if not isinstance(components, list):
+        raise SignatureRejected(
+            "malformed_signature",
+            f"Signature-Input's {signing.LABEL} must be a list of components",
+            field="Signature-Input",
+        )
+    names: list[str] = []
+    for component in components:
+        name, parameters = component if isinstance(component, tuple) else (None, None)
+        if not isinstance(name, str) or parameters or name not in COMPONENTS:
+            raise SignatureRejected(
+                "malformed_signature",
+                f"Signature-Input may cover only {COVERABLE}",
+                field="Signature-Input",
+            )
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise SignatureRejected(
+            "malformed_signature",
+            "Signature-Input covers a component twice",
+            field="Signature-Input",
+        )
+    return frozenset(names)
 
 
 def _path_and_query(scope: Scope) -> bytes:
@@ -175,6 +401,7 @@ class SignatureMiddleware:
             await self.app(scope, receive, send)
             return
         check_declared_length(Headers(scope=scope), self.max_body_bytes)
+        check_content_type(Headers(scope=scope))
         path: str = scope["path"]
         is_api = path == SIGNED_PREFIX or path.startswith(SIGNED_PREFIX + "/")
         claim = (
@@ -187,13 +414,18 @@ class SignatureMiddleware:
             if self.verifier.needs_replay_check(scope["method"]):
                 await self._accept_once(scope["state"], claim)
             scope[VERIFIED] = claim.version
+            if path.endswith("/"):
+                # No /api path ends in "/": answered here, not redirected by the router to a
+                # Location built from the client's Host header.
+                raise Problem(404, f"no resource at {path}")
         await self.app(scope, replaying(body, receive), send)
 
     async def _accept_once(self, state: Mapping[str, Any], claim: Claim) -> None:
         connect: Opener = state[LONE_STATEMENTS]
         # A signature stays acceptable until its timestamp leaves the window; remember it as long.
-        expires_at = datetime.fromtimestamp(int(claim.timestamp) / 1000, UTC) + self.window
-        # The digest of the decoded bytes: the same signature in upper-case hex is the same key.
+        expires_at = datetime.fromtimestamp(claim.signed_at_ms / 1000, UTC) + self.window
+        # The digest of the decoded bytes: the same signature in upper-case hex (version 1), or
+        # with other whitespace or parameters (version 2), is the same key.
         async with connect() as conn:
             first_use = await record_signature(
                 conn=conn, digest=hashlib.sha256(claim.signature).digest(), expires_at=expires_at
@@ -202,7 +434,7 @@ class SignatureMiddleware:
             raise SignatureRejected(
                 "replayed_signature",
                 "this signature was already used: sign each request afresh",
-                field="x-signature",
+                field="x-signature" if claim.version == 1 else "Signature",
             )
 
 

@@ -323,7 +323,9 @@ def _send(
     # Version 2 signs the target as it goes on the wire, after httpx has percent-encoded it.
     target = request.url.raw_path.decode("ascii")
     request.headers.update(
-        signing.signed_headers(method, target, body, settings.signing_key, sign_version)
+        signing.signed_headers(
+            method, target, body, settings.signing_key, sign_version, headers=headers
+        )
     )
     try:
         with httpx.Client(timeout=30) as client:

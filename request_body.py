@@ -30,6 +30,13 @@ def check_declared_length(headers: Headers, limit: int) -> None:
         raise PayloadTooLarge(limit)
 
 
+def check_content_type(headers: Headers) -> None:
+    """A Content-Type that is not ASCII names no media type (and the framework would crash)."""
+    content_type = headers.get("content-type")
+    if content_type is not None and not content_type.isascii():
+        raise Problem(415, "Content-Type must be a media type, in ASCII")
+
+
 async def read_body(receive: Receive, limit: int) -> bytes:
     """The whole body, refused as soon as it grows past `limit` (a chunked upload states none)."""
     chunks: list[bytes] = []

@@ -78,7 +78,7 @@ class Ceiling:
         if abs(signing.now_ms() - int(stamp)) > self.window_ms:
             return None
         claimed = bytes.fromhex(signature)
-        message = signing.signed_bytes(request.method, request.url.path, body, stamp, 1)
+        message = signing.signed_bytes(request.method, body, stamp)
         if not hmac.compare_digest(signing.digest(self.key, message), claimed):
             return None
         return claimed

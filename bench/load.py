@@ -43,7 +43,7 @@ class RequestFile:
     def safe(self, scenario: str, paths: list[str]) -> Path:
         """GETs under one version-1 signature (method and time only), valid for the window."""
         stamp = str(signing.now_ms())
-        signature = signing.sign("GET", "", b"", stamp, self.key)
+        signature = signing.sign("GET", b"", stamp, self.key)
         target = self._path(scenario)
         target.write_text("".join(f"GET\t{path}\t{stamp}\t{signature}\t\n" for path in paths))
         return target
@@ -53,7 +53,7 @@ class RequestFile:
         lines: list[str] = []
         for method, path, body in requests:
             raw = orjson.dumps(body)
-            signature = signing.sign(method, path, raw, stamp, self.key)
+            signature = signing.sign(method, raw, stamp, self.key)
             lines.append(f"{method}\t{path}\t{stamp}\t{signature}\t{raw.decode()}\n")
         target = self._path(scenario)
         target.write_text("".join(lines))

@@ -81,8 +81,10 @@ class Client:
         content = b"" if body is None else orjson.dumps(body)
         stamp = next_timestamp()
         all_headers = {"Content-Type": "application/json"} if body is not None else {}
-        all_headers |= signing.signed_headers(method, path, content, self.key, 2, stamp)
         all_headers |= {name.replace("_", "-"): value for name, value in headers.items()}
+        all_headers |= signing.signed_headers(
+            method, path, content, self.key, 2, stamp, headers=all_headers
+        )
         try:
             response = await self.http.request(method, path, content=content, headers=all_headers)
         except httpx.TransportError as error:

@@ -1,5 +1,6 @@
 """How resources look on the wire: JSON bodies, ETags, and conditional requests."""
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,6 +12,10 @@ from persistence.preconditions import Versions
 
 JSON = {"Content-Type": "application/json"}
 PRIVATE_COLUMNS = frozenset({"version"})
+# The entity tags this service issues: a version, in ASCII digits, that the column can hold.
+# Any other tag (too large, non-ASCII digits, weak) was never issued, so it matches nothing.
+ISSUED_TAG = re.compile(r'"([1-9][0-9]{0,9})"', re.ASCII)
+MAX_VERSION = 2**31 - 1
 
 type Reply = tuple[Any, int, dict[str, str]] | Response
 
@@ -52,11 +57,9 @@ def expected_versions() -> Versions:
     header = request.headers.get("if-match")
     if header is None or header.strip() == "*":
         return None
-    return frozenset(
-        int(tag[1:-1])
-        for tag in _entity_tags(header)
-        if len(tag) > 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit()
-    )
+    matches = (ISSUED_TAG.fullmatch(tag) for tag in _entity_tags(header))
+    versions = (int(match[1]) for match in matches if match)
+    return frozenset(version for version in versions if version <= MAX_VERSION)
 
 
 def fresh_or_not_modified(row: Mapping[Any, Any]) -> Reply:

@@ -47,7 +47,8 @@ def create_engine(
         }
     else:
         options["poolclass"] = NullPool
-    engine = create_async_engine(url, **options)
+    # Parameters stay out of error messages: a failed write would log its values (secret_name).
+    engine = create_async_engine(url, hide_parameters=True, **options)
     _ping_idle_connections(engine)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -149,10 +149,10 @@ class AsyncSignedClient:
     ) -> httpx.Response:
         body = b"" if json is None else orjson.dumps(json)
         all_headers = {"Content-Type": "application/json"} if json is not None else {}
-        all_headers |= signing.signed_headers(
-            method, path, body, self.key, 2, timestamp=TIMESTAMPS.next()
-        )
         all_headers |= headers or {}
+        all_headers |= signing.signed_headers(
+            method, path, body, self.key, 2, timestamp=TIMESTAMPS.next(), headers=all_headers
+        )
         return await self.http.request(method, path, content=body, headers=all_headers)
 
     async def get(self, path: str, **kwargs: Any) -> httpx.Response:

@@ -21,6 +21,8 @@ VECTORS_FILE = ROOT / "signing-vectors.json"
 
 @dataclass(frozen=True)
 class Vector:
+    """A version 1 worked example."""
+
     label: str
     version: signing.Version
     method: str
@@ -31,12 +33,41 @@ class Vector:
     x_signature: str
 
 
+@dataclass(frozen=True)
+class Vector2:
+    """A version 2 (RFC 9421) worked example."""
+
+    label: str
+    version: signing.Version
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: str
+    created: int
+    keyid: str
+    expect_headers: dict[str, str | None]
+    signature_base: str
+
+    @property
+    def path_and_query(self) -> str:
+        return self.path + (f"?{self.query}" if self.query else "")
+
+    @property
+    def signed_headers(self) -> dict[str, str]:
+        return {name: value for name, value in self.expect_headers.items() if value is not None}
+
+
 def vector_file() -> dict[str, Any]:
     return json.loads(VECTORS_FILE.read_text(encoding="utf-8"))
 
 
 def vectors() -> list[Vector]:
-    return [Vector(**vector) for vector in vector_file()["vectors"]]
+    return [Vector(**vector) for vector in vector_file()["vectors"] if vector["version"] == 1]
+
+
+def vectors_2() -> list[Vector2]:
+    return [Vector2(**vector) for vector in vector_file()["vectors"] if vector["version"] == 2]
 
 
 VECTOR_KEY: str = vector_file()["key"]
@@ -81,7 +112,7 @@ def row_counts(settings: Settings) -> dict[str, int]:
         engine.dispose()
 
 
-def insert_hero(settings: Settings, hero_id: int) -> None:
+def insert_hero(settings: Settings, hero_id: int, version: int = 1) -> None:
     """A hero with a chosen id, for requests recorded against that id."""
     engine = sync_engine(settings)
     now = datetime.now(UTC)
@@ -92,7 +123,7 @@ def insert_hero(settings: Settings, hero_id: int) -> None:
                     id=hero_id,
                     name="Recorded",
                     secret_name="Recorded Hero",
-                    version=1,
+                    version=version,
                     created_at=now,
                     updated_at=now,
                 )

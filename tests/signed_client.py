@@ -29,6 +29,7 @@ class SignedClient:
     ) -> httpx.Response:
         body = content if content is not None else (b"" if json is None else orjson.dumps(json))
         all_headers = {"Content-Type": "application/json"} if json is not None else {}
+        all_headers |= headers or {}
         target = str(httpx.URL(path, params=params)) if params else path
         all_headers |= signing.signed_headers(
             method,
@@ -37,8 +38,8 @@ class SignedClient:
             self.key,
             version if version is not None else self.version,
             timestamp,
+            headers=all_headers,
         )
-        all_headers |= headers or {}
         return self.raw.request(method, target, content=body, headers=all_headers)
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:

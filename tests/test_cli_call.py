@@ -95,7 +95,10 @@ def test_a_call_signed_with_another_key_gets_401_and_exits_with_1(live_server: s
     assert result.output.startswith("HTTP 401 Unauthorized\n")
     problem = printed_json(result.output)
     assert isinstance(problem, dict)
-    assert problem["detail"] == "x-signature does not match this request (signature version 2)"
+    assert problem["detail"] == (
+        "keyid names no key of this service: it is the first 16 hex digits of the SHA-256 of "
+        "the key"
+    )
 
 
 def test_data_that_is_not_json_is_refused_before_sending(live_server: str) -> None:

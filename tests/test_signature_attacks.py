@@ -6,8 +6,10 @@ to the millisecond; replay runs on the real clock, because expired records are p
 """
 
 import asyncio
+import base64
 import hashlib
 import json
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -42,11 +44,26 @@ MISSING = "the {} header is missing"
 DUPLICATED = "{} is sent more than once"
 MALFORMED_TIMESTAMP = "x-timestamp must be the Unix time in milliseconds, in decimal digits"
 STALE = f"x-timestamp is outside the accepted window of {WINDOW} ms (check the client's clock)"
-BAD_VERSION = "x-signature-version must be 1 or 2"
+V2 = "Signature-Input and Signature (version 2, RFC 9421)"
+UNSIGNED = f"the request is not signed: sign it with {V2} or x-timestamp and x-signature"
+BAD_VERSION = f"x-signature-version must be 1 (or absent): version 2 is signed with {V2}"
+IN_SECONDS = (
+    "x-timestamp looks like Unix time in seconds: send it in milliseconds "
+    "(e.g. Date.now() in JavaScript)"
+)
+STALE_CREATED = f"created is outside the accepted window of {WINDOW} ms (check the client's clock)"
+MIXED = (
+    "the request carries x-timestamp (version 1) and {} (version 2): sign it with one scheme only"
+)
+UNKNOWN_KEY = (
+    "keyid names no key of this service: it is the first 16 hex digits of the SHA-256 of the key"
+)
+BAD_DIGEST = "Content-Digest does not match the body"
 MALFORMED_SIGNATURE = "x-signature must be 64 hexadecimal digits"
-BAD_SIGNATURE = "x-signature does not match this request (signature version {})"
+BAD_SIGNATURE = "x-signature does not match this request (signature version 1)"
+BAD_SIGNATURE_2 = "Signature does not match this request (signature version 2)"
 REPLAYED = "this signature was already used: sign each request afresh"
-TOO_LOW = "signature version 1 is no longer accepted: sign with version 2 (x-signature-version: 2)"
+TOO_LOW = f"signature version 1 is no longer accepted: sign with {V2}"
 TOO_LARGE = f"the request body is larger than {MAX_BODY} bytes"
 
 type Header = tuple[str, str | bytes]
@@ -68,13 +85,13 @@ class Signed:
         )
 
     def without(self, name: str) -> "Signed":
-        return replace(self, headers=tuple(h for h in self.headers if h[0] != name))
+        return replace(self, headers=tuple(h for h in self.headers if h[0].lower() != name.lower()))
 
     def with_header(self, name: str, value: str | bytes) -> "Signed":
         return replace(self, headers=(*self.without(name).headers, (name, value)))
 
     def header(self, name: str) -> str:
-        value = dict(self.headers)[name]
+        value = {key.lower(): value for key, value in self.headers}[name.lower()]
         assert isinstance(value, str)
         return value
 
@@ -92,17 +109,21 @@ def signed(
 ) -> Signed:
     """`method path body` signed at `timestamp`; `sign_*` sign something else than is sent."""
     stamp = str(timestamp)
+    if version == 2:
+        signed_headers = signing.signed_headers(
+            sign_method or method,
+            path,
+            body if sign_body is None else sign_body,
+            key,
+            2,
+            int(stamp),
+            headers={"content-type": "application/json"} if body else None,
+        )
+        return Signed(method, path, body, tuple(signed_headers.items()))
     signature = signing.sign(
-        sign_method or method,
-        path,
-        body if sign_body is None else sign_body,
-        stamp,
-        key,
-        version,
+        sign_method or method, body if sign_body is None else sign_body, stamp, key
     )
     headers: tuple[Header, ...] = (("x-timestamp", stamp), ("x-signature", signature))
-    if version == 2:
-        headers += (("x-signature-version", "2"),)
     return Signed(method, path, body, headers)
 
 
@@ -136,6 +157,45 @@ def team_with_signature(value: Callable[[str], str | bytes]) -> Callable[[], Sig
     return lambda: team().with_header("x-signature", value(team_signature()))
 
 
+def v2_as_v1(request: Signed) -> Signed:
+    """A version 2 signature's HMAC, sent as a version 1 x-signature of its created time."""
+    value = request.header("Signature").removeprefix("sig1=:").removesuffix(":")
+    created = re.search(r"created=(\d+)", request.header("Signature-Input"))
+    assert created is not None
+    return replace(
+        request,
+        headers=(
+            ("x-timestamp", str(int(created[1]) * 1000)),
+            ("x-signature", base64.b64decode(value).hex()),
+        ),
+    )
+
+
+def v2_with(method: str, path: str, body: bytes, **headers: str) -> Signed:
+    """A version 2 request carrying `headers`, signed over them."""
+    content = {"content-type": "application/json"} if body else {}
+    signed_headers = signing.signed_headers(
+        method, path, body, TEST_KEY, 2, NOW, headers=content | headers
+    )
+    return Signed(method, path, body, (*headers.items(), *signed_headers.items()))
+
+
+def edit_input(request: Signed, old: str, new: str) -> Signed:
+    """The request with its Signature-Input edited (its signature no longer matches)."""
+    value = request.header("Signature-Input")
+    assert old in value
+    return request.with_header("Signature-Input", value.replace(old, new))
+
+
+def relabel(request: Signed, label: str) -> Signed:
+    request = request.with_header(
+        "Signature-Input", request.header("Signature-Input").replace("sig1=", f"{label}=", 1)
+    )
+    return request.with_header(
+        "Signature", request.header("Signature").replace("sig1=", f"{label}=", 1)
+    )
+
+
 def team_sent_twice_with(header: Header, version: signing.Version = 1) -> Callable[[], Signed]:
     return lambda: replace(team(version=version), headers=(*team(version=version).headers, header))
 
@@ -162,8 +222,9 @@ MALFORMED_TIMESTAMPS = {
     "hexadecimal": hex(NOW),
     "in ISO 8601": "2025-11-26T12:00:00Z",
 }
-BAD_V1 = refused(BAD_SIGNATURE.format(1), "x-signature")
-BAD_V2 = refused(BAD_SIGNATURE.format(2), "x-signature")
+BAD_V1 = refused(BAD_SIGNATURE, "x-signature")
+BAD_V2 = refused(BAD_SIGNATURE_2, "Signature")
+NOT_SIGNED: dict[str, Any] = {"status": 401, "detail": UNSIGNED}
 MALFORMED = refused(MALFORMED_SIGNATURE, "x-signature")
 OUT_OF_WINDOW = refused(STALE, "x-timestamp")
 
@@ -173,7 +234,7 @@ ATTACKS = [
     Attack(
         "no signing header at all",
         lambda: team().without("x-timestamp").without("x-signature"),
-        **missing("x-timestamp"),
+        **NOT_SIGNED,
     ),
     Attack("empty x-timestamp", team_with("x-timestamp", ""), **missing("x-timestamp")),
     Attack("empty x-signature", team_with("x-signature", ""), **missing("x-signature")),
@@ -194,7 +255,7 @@ ATTACKS = [
     ),
     Attack(
         "duplicated x-signature-version",
-        team_sent_twice_with(("x-signature-version", "2"), version=2),
+        lambda: replace(team(), headers=(*team().headers, *[("x-signature-version", "1")] * 2)),
         **duplicated("x-signature-version"),
     ),
     *[
@@ -210,7 +271,16 @@ ATTACKS = [
         team_with("x-timestamp", "١٧٦٤١٥٨٤٠٠٠٠٠".encode()),
         **refused(MALFORMED_TIMESTAMP, "x-timestamp"),
     ),
-    Attack("timestamp in seconds", lambda: team(timestamp=NOW // 1000), **OUT_OF_WINDOW),
+    Attack(
+        "timestamp in seconds",
+        lambda: team(timestamp=NOW // 1000),
+        **refused(IN_SECONDS, "x-timestamp"),
+    ),
+    Attack(
+        "timestamp in seconds, but not of now",
+        lambda: team(timestamp=NOW // 1000 - 3600),
+        **OUT_OF_WINDOW,
+    ),
     Attack("huge timestamp (15 digits)", lambda: team(timestamp="9" * 15), **OUT_OF_WINDOW),
     Attack("stale by 1 ms", lambda: team(timestamp=NOW - WINDOW - 1), **OUT_OF_WINDOW),
     Attack("future by 1 ms", lambda: team(timestamp=NOW + WINDOW + 1), **OUT_OF_WINDOW),
@@ -237,11 +307,172 @@ ATTACKS = [
     ),
     Attack("body added to a request signed without", lambda: team(sign_body=b""), **BAD_V1),
     Attack("another key's signature", lambda: team(key=OTHER_KEY), **BAD_V1),
-    Attack("v1 signature sent as v2", team_with("x-signature-version", "2"), **BAD_V2),
     Attack(
-        "v2 signature sent as v1",
-        lambda: team(version=2).without("x-signature-version"),
-        **BAD_V1,
+        "v1 signature sent with x-signature-version 2",
+        team_with("x-signature-version", "2"),
+        **refused(BAD_VERSION, "x-signature-version"),
+    ),
+    Attack("v2 signature sent as a v1 x-signature", lambda: v2_as_v1(team(version=2)), **BAD_V1),
+    *[
+        Attack(
+            f"v2 headers with {name} too",
+            lambda name=name: team(version=2).with_header("x-timestamp", str(NOW)),
+            **refused(MIXED.format("signature-input"), "x-timestamp"),
+        )
+        for name in ("x-timestamp",)
+    ],
+    Attack(
+        "v1 headers with a Content-Digest",
+        team_with("content-digest", signing.content_digest(team_body())),
+        **refused(MIXED.format("content-digest"), "x-timestamp"),
+    ),
+    Attack(
+        "v2 body tampered (one byte), digest kept",
+        lambda: replace(team(version=2), body=team_body(name="Avengerz")),
+        **refused(BAD_DIGEST, "Content-Digest"),
+    ),
+    Attack(
+        "v2 body tampered, digest recomputed",
+        lambda: replace(
+            team(version=2).with_header(
+                "content-digest", signing.content_digest(team_body(name="Avengerz"))
+            ),
+            body=team_body(name="Avengerz"),
+        ),
+        **BAD_V2,
+    ),
+    Attack(
+        "v2 body without a Content-Digest",
+        lambda: team(version=2).without("content-digest"),
+        **refused(
+            'the signature covers "content-digest", which the request does not carry',
+            "Signature-Input",
+        ),
+    ),
+    Attack(
+        "v2 POST sent with another Idempotency-Key",
+        lambda: v2_with(
+            "POST", "/api/teams", team_body(), **{"idempotency-key": "key-1"}
+        ).with_header("idempotency-key", "key-2"),
+        **BAD_V2,
+    ),
+    Attack(
+        "v2 POST with an Idempotency-Key added after signing",
+        lambda: team(version=2).with_header("idempotency-key", "key-3"),
+        **refused(
+            'the signature must cover "idempotency-key", which the request carries',
+            "Signature-Input",
+        ),
+    ),
+    Attack(
+        "v2 PATCH replayed without its If-Match",
+        lambda: v2_with(
+            "PATCH", "/api/teams/1", b'{"headquarters":"Moon"}', **{"if-match": '"1"'}
+        ).without("if-match"),
+        **refused(
+            'the signature covers "if-match", which the request does not carry',
+            "Signature-Input",
+        ),
+    ),
+    Attack(
+        "v2 PATCH sent with another If-Match",
+        lambda: v2_with(
+            "PATCH", "/api/teams/1", b'{"headquarters":"Moon"}', **{"if-match": '"1"'}
+        ).with_header("if-match", "*"),
+        **BAD_V2,
+    ),
+    Attack(
+        "v2 GET with an If-None-Match the signature leaves out",
+        lambda: signed("GET", "/api/teams/1", version=2).with_header("if-none-match", '"1"'),
+        **refused(
+            'the signature must cover "if-none-match", which the request carries',
+            "Signature-Input",
+        ),
+    ),
+    Attack(
+        "v2 signature that leaves out @query",
+        lambda: edit_input(signed("GET", "/api/teams?limit=1", version=2), ' "@query"', ""),
+        **refused('the signature must cover "@query"', "Signature-Input"),
+    ),
+    Attack(
+        "v2 signature covering an unknown component",
+        lambda: edit_input(signed("GET", "/api/teams", version=2), '"@path"', '"@path" "host"'),
+        **refused(
+            'Signature-Input may cover only "@method" "@path" "@query" "content-type" '
+            '"if-match" "if-none-match" "idempotency-key" "content-digest"',
+            "Signature-Input",
+        ),
+    ),
+    Attack(
+        "v2 signature with another label",
+        lambda: relabel(signed("GET", "/api/teams", version=2), "sig2"),
+        **refused(
+            "Signature-Input and Signature must each hold one signature, labelled sig1",
+            "Signature-Input",
+        ),
+    ),
+    Attack(
+        "v2 signature with an expires parameter",
+        lambda: edit_input(signed("GET", "/api/teams", version=2), ";alg=", ";expires=1;alg="),
+        **refused(
+            'Signature-Input has the parameter "expires": only created, keyid, alg and nonce '
+            "are accepted",
+            "Signature-Input",
+        ),
+    ),
+    Attack(
+        "v2 signature with another alg",
+        lambda: edit_input(signed("GET", "/api/teams", version=2), "hmac-sha256", "ed25519"),
+        **refused('alg must be "hmac-sha256"', "Signature-Input"),
+    ),
+    Attack(
+        "v2 signature in ms instead of seconds",
+        lambda: edit_input(
+            signed("GET", "/api/teams", version=2), f"created={NOW // 1000}", f"created={NOW}"
+        ),
+        **refused(STALE_CREATED, "Signature-Input"),
+    ),
+    Attack(
+        "v2 signature stale by 1 s",
+        lambda: signed("GET", "/api/teams", version=2, timestamp=NOW - WINDOW - 1000),
+        **refused(STALE_CREATED, "Signature-Input"),
+    ),
+    Attack(
+        "v2 signature by another key",
+        lambda: signed("GET", "/api/teams", version=2, key=OTHER_KEY),
+        **refused(UNKNOWN_KEY, "Signature-Input"),
+    ),
+    Attack(
+        "v2 signature with another key's keyid",
+        lambda: edit_input(
+            signed("GET", "/api/teams", version=2, key=OTHER_KEY),
+            signing.key_id(OTHER_KEY),
+            signing.key_id(TEST_KEY),
+        ),
+        **BAD_V2,
+    ),
+    Attack(
+        "malformed Signature-Input",
+        lambda: signed("GET", "/api/teams", version=2).with_header("signature-input", "sig1=("),
+        **refused(
+            "Signature-Input is not a valid structured field dictionary (RFC 8941)",
+            "Signature-Input",
+        ),
+    ),
+    Attack(
+        "Signature of the wrong length",
+        lambda: signed("GET", "/api/teams", version=2).with_header("signature", "sig1=:AAAA:"),
+        **refused("Signature must be sig1=:<the base64 of a 32-byte HMAC-SHA256>:", "Signature"),
+    ),
+    Attack(
+        "Signature missing",
+        lambda: signed("GET", "/api/teams", version=2).without("signature"),
+        **missing("Signature"),
+    ),
+    Attack(
+        "Signature-Input missing",
+        lambda: signed("GET", "/api/teams", version=2).without("signature-input"),
+        **missing("Signature-Input"),
     ),
     Attack("truncated signature", team_with_signature(lambda s: s[:-1]), **MALFORMED),
     Attack("over-long signature", team_with_signature(lambda s: s + "0"), **MALFORMED),
@@ -278,11 +509,16 @@ ATTACKS = [
         lambda: replace(signed("GET", "/api/teams?limit=1", version=2), path="/api/teams?limit=2"),
         **BAD_V2,
     ),
-    Attack("unsigned delete", lambda: Signed("DELETE", "/api/teams/1"), **missing("x-timestamp")),
+    Attack("unsigned delete", lambda: Signed("DELETE", "/api/teams/1"), **NOT_SIGNED),
     Attack(
         "unsigned request to an unknown /api path",
         lambda: Signed("GET", "/api/secrets"),
-        **missing("x-timestamp"),
+        **NOT_SIGNED,
+    ),
+    Attack(
+        "unsigned request to a path with a trailing slash",
+        lambda: Signed("GET", "/api/heroes/"),
+        **NOT_SIGNED,
     ),
     Attack(
         "oversized body, announced by Content-Length",
@@ -561,7 +797,7 @@ def test_with_replay_protection_for_all_methods_a_repeated_read_is_refused(
         request = _fresh("GET", "/api/teams/1", version=2)
         assert request.send(client).status_code == 200
 
-        assert_problem(request.send(client), 401, REPLAYED, "x-signature")
+        assert_problem(request.send(client), 401, REPLAYED, "Signature")
 
 
 def test_with_replay_protection_off_an_unsafe_request_is_accepted_twice(
@@ -607,7 +843,7 @@ def test_with_min_version_2_a_v1_delete_signature_reused_on_another_id_is_refuse
 
     response = replace(captured, path="/api/teams/2").send(version_2_only)
 
-    assert_problem(response, 401, TOO_LOW, "x-signature-version")
+    assert_problem(response, 401, TOO_LOW, "x-signature")
     assert snapshot(two_teams) == before
 
 
@@ -618,7 +854,7 @@ def test_with_min_version_2_a_v1_signature_of_the_right_target_is_refused_too(
 
     response = _fresh("DELETE", "/api/teams/1").send(version_2_only)
 
-    assert_problem(response, 401, TOO_LOW, "x-signature-version")
+    assert_problem(response, 401, TOO_LOW, "x-signature")
     assert snapshot(two_teams) == before
 
 
@@ -630,7 +866,7 @@ def test_with_min_version_2_a_v2_delete_is_bound_to_its_id(
 
     redirected = replace(request, path="/api/teams/2").send(version_2_only)
 
-    assert_problem(redirected, 401, BAD_SIGNATURE.format(2), "x-signature")
+    assert_problem(redirected, 401, BAD_SIGNATURE_2, "Signature")
     assert snapshot(two_teams) == before
     assert request.send(version_2_only).status_code == 204
 
@@ -661,7 +897,7 @@ def test_after_rotation_the_removed_key_is_refused(
             client
         )
 
-    assert_problem(response, 401, BAD_SIGNATURE.format(1), "x-signature")
+    assert_problem(response, 401, BAD_SIGNATURE, "x-signature")
     assert snapshot(two_teams) == before
 
 
@@ -712,6 +948,21 @@ def test_once_its_window_has_passed_a_replay_is_refused_as_stale(
         clock.now_ms += WINDOW + 1
 
         assert_problem(request.send(client), 401, STALE, "x-timestamp")
+
+
+def test_a_future_dated_signature_is_a_replay_until_it_is_stale(
+    pg_settings: Settings, two_teams: Settings
+) -> None:
+    """Its record outlives one window after arrival: the signature stays fresh that long."""
+    clock = ManualClock(signing.now_ms())
+    request = signed("DELETE", "/api/teams/1", version=2, timestamp=clock.now_ms + WINDOW)
+    with running_app(pg_settings, clock=clock) as client:
+        assert request.send(client).status_code == 204
+        clock.now_ms += 2 * WINDOW - 1000
+
+        assert_problem(request.send(client), 401, REPLAYED, "Signature")
+        clock.now_ms += 2000
+        assert_problem(request.send(client), 401, STALE_CREATED, "Signature-Input")
 
 
 def test_purge_removes_only_the_expired_signatures(pg_settings: Settings) -> None:

@@ -78,8 +78,9 @@ def test_the_middleware_reproduces_every_shared_signing_vector(node_bin: Path) -
     output = run("node", "--test", "dist/test/", env={"SIGNING_VECTORS": str(VECTORS_FILE)})
 
     # Per vector: the signed string and signature, and the headers the middleware sets; plus
-    # one check that both versions are present and one through a real openapi-fetch client.
-    assert f"# pass {2 * len(vectors) + 2}\n" in output
+    # one check that both versions are present, one that the must-not-verify case differs,
+    # and one through a real openapi-fetch client.
+    assert f"# pass {2 * len(vectors) + 3}\n" in output
     assert "# fail 0\n" in output
 
 
