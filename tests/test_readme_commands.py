@@ -227,8 +227,8 @@ def test_dev_runs_as_written_in_an_empty_folder_with_the_example_env_file(
 
 def create_team(url: str, key: str) -> httpx.Response:
     body = b'{"name": "Written in dev", "headquarters": "var/"}'
-    headers = signing.signed_headers("POST", "/api/teams", body, key)
-    headers["Content-Type"] = "application/json"
+    headers = {"Content-Type": "application/json"}
+    headers |= signing.signed_headers("POST", "/api/teams", body, key, headers=headers)
     return httpx.post(f"{url}/api/teams", content=body, headers=headers, timeout=10)
 
 
