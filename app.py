@@ -25,6 +25,7 @@ import signing
 from access import AccessMiddleware
 from authentication import SignatureMiddleware, SignatureRejected
 from idempotency import IdempotencyMiddleware
+from media_types import MergePatchAsJson
 from operations import PrebuiltAsyncApp
 from persistence.database import LONE_STATEMENTS, create_engine, lone_statements
 from persistence.idempotency import purge_expired_keys
@@ -151,6 +152,7 @@ def create_app(
         settings=settings,
         clock=clock,
     )
+    app.add_middleware(cast(Any, MergePatchAsJson), position=MiddlewarePosition.BEFORE_VALIDATION)
     app.add_middleware(
         cast(Any, IdempotencyMiddleware),
         position=MiddlewarePosition.BEFORE_CONTEXT,
