@@ -297,6 +297,20 @@ class TestDeleteHero:
             client.get(f"/api/heroes/{hero['id']}"), 404, f"hero {hero['id']} does not exist"
         )
 
+    def test_the_id_of_the_latest_deleted_hero_is_never_given_again(
+        self, client: SignedClient
+    ) -> None:
+        create_hero(client)
+        latest = create_hero(client)
+        client.delete(f"/api/heroes/{latest['id']}")
+
+        created = create_hero(client)
+
+        assert created["id"] > latest["id"]
+        assert_problem(
+            client.get(f"/api/heroes/{latest['id']}"), 404, f"hero {latest['id']} does not exist"
+        )
+
     def test_stale_if_match_gives_412_and_keeps_the_hero(self, client: SignedClient) -> None:
         hero = create_hero(client)
 
