@@ -10,7 +10,8 @@ ETag), patch it with If-Match, delete it, read it again (404), create the team a
 The generators come from lock files: `clients/typescript/package-lock.json` (openapi-typescript,
 openapi-fetch), `clients/generators/hey-api/package-lock.json` (@hey-api/openapi-ts) and
 `clients/generators/python/uv.lock` (openapi-python-client, openapi-generator-cli, whose wheel
-ships openapi-generator's jar; it runs on Java 17 or later).
+ships openapi-generator's jar; it runs on Java 17 or later). Spectral's `spectral:oas` ruleset,
+what a consumer's tooling lints with, finds nothing either.
 """
 
 import json
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import URL
 
 from app import SPEC
@@ -253,3 +255,39 @@ def test_hey_api_openapi_ts_with_its_fetch_client_type_checks_strictly_and_runs_
     steps = run("node", program, live_api, TEST_KEY)
 
     assert flow_steps(steps) == FLOW
+
+
+def spectral(spec: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            npm_ci(ROOT) / "spectral",
+            "lint",
+            spec,
+            "--ruleset",
+            ROOT / ".spectral.yaml",
+            "--fail-severity=hint",
+            "--format=text",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SECONDS,
+        check=False,
+    )
+
+
+def test_spectral_oas_ruleset_finds_nothing_in_the_spec() -> None:
+    result = spectral(SPEC)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_spectral_would_report_a_spec_without_a_contact(tmp_path: Path) -> None:
+    spec = yaml.safe_load(SPEC.read_text())
+    del spec["info"]["contact"]
+    without_contact = tmp_path / "openapi.yaml"
+    without_contact.write_text(yaml.safe_dump(spec))
+
+    result = spectral(without_contact)
+
+    assert result.returncode == 1
+    assert "info-contact" in result.stdout
