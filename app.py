@@ -36,6 +36,7 @@ from authentication import SignatureMiddleware, SignatureRejected
 from caching import CacheControlMiddleware
 from docs_page import SwaggerUIDist, swagger_ui_options
 from idempotency import IdempotencyMiddleware
+from media_types import MergePatchAsJson
 from operations import PrebuiltAsyncApp
 from persistence.database import LONE_STATEMENTS, create_engine, lone_statements
 from persistence.idempotency import purge_expired_keys
@@ -163,6 +164,7 @@ def create_app(
         clock=clock,
     )
     app.add_middleware(cast(Any, SwaggerUIDist), position=MiddlewarePosition.BEFORE_SWAGGER)
+    app.add_middleware(cast(Any, MergePatchAsJson), position=MiddlewarePosition.BEFORE_VALIDATION)
     app.add_middleware(
         cast(Any, IdempotencyMiddleware),
         position=MiddlewarePosition.BEFORE_CONTEXT,

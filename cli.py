@@ -302,7 +302,9 @@ def call(
         except ValueError as error:
             typer.secho(f"--data is not valid JSON: {error}", fg="red", err=True)
             raise typer.Exit(2) from None
-        headers["Content-Type"] = "application/json"
+        # A PATCH body is a JSON merge patch: the one media type openapi.yaml declares for it.
+        is_patch = method.upper() == "PATCH"
+        headers["Content-Type"] = "application/merge-patch+json" if is_patch else "application/json"
     for extra in header or []:
         name, _, value = extra.partition(":")
         headers[name.strip()] = value.strip()

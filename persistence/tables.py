@@ -60,6 +60,9 @@ teams = Table(
     Column("version", Integer, nullable=False, default=1),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # SQLite reuses the highest id after a delete unless the table is AUTOINCREMENT; a reused id
+    # would answer an old ETag or URL with another resource. PostgreSQL identities never reuse.
+    sqlite_autoincrement=True,
 )
 
 heroes = Table(
@@ -81,6 +84,7 @@ heroes = Table(
     # Keyset pages filtered by team or name read these in `id` order, however deep the page.
     Index(None, "team_id", "id"),
     Index(None, "name", "id"),
+    sqlite_autoincrement=True,
 )
 
 # Signatures of requests already served, so that each is accepted once (replay protection).

@@ -107,6 +107,8 @@ def truncate_all(settings: Settings) -> None:
         with engine.begin() as conn:
             for table in ("heroes", "teams", "used_signatures", "idempotency_keys"):
                 conn.execute(text(f"DELETE FROM {table}"))
+            # Ids start again at 1, as RESTART IDENTITY does on PostgreSQL (AUTOINCREMENT tables).
+            conn.execute(text("DELETE FROM sqlite_sequence"))
     engine.dispose()
 
 

@@ -187,6 +187,33 @@ class TestUpdateHero:
         assert response.json() | {"updated_at": None} == hero | {"age": 31, "updated_at": None}
         assert response.headers["etag"] == '"2"'
 
+    def test_a_patch_sent_as_application_json_is_still_read_as_a_merge_patch(
+        self, client: SignedClient
+    ) -> None:
+        hero = create_hero(client)
+
+        response = client.patch(
+            f"/api/heroes/{hero['id']}",
+            content=b'{"age": 31}',
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+
+        assert response.status_code == 200
+        assert response.json()["age"] == 31
+
+    def test_a_patch_of_another_media_type_is_refused_with_415(self, client: SignedClient) -> None:
+        hero = create_hero(client)
+
+        response = client.patch(
+            f"/api/heroes/{hero['id']}", content=b"age=31", headers={"Content-Type": "text/plain"}
+        )
+
+        assert_problem(
+            response,
+            415,
+            "Invalid Content-type (text/plain), expected ['application/merge-patch+json']",
+        )
+
     def test_null_clears_age_and_team(self, client: SignedClient) -> None:
         team = create_team(client)
         hero = create_hero(client, team_id=team["id"])
@@ -268,6 +295,20 @@ class TestDeleteHero:
         assert response.status_code == 204
         assert_problem(
             client.get(f"/api/heroes/{hero['id']}"), 404, f"hero {hero['id']} does not exist"
+        )
+
+    def test_the_id_of_the_latest_deleted_hero_is_never_given_again(
+        self, client: SignedClient
+    ) -> None:
+        create_hero(client)
+        latest = create_hero(client)
+        client.delete(f"/api/heroes/{latest['id']}")
+
+        created = create_hero(client)
+
+        assert created["id"] > latest["id"]
+        assert_problem(
+            client.get(f"/api/heroes/{latest['id']}"), 404, f"hero {latest['id']} does not exist"
         )
 
     def test_stale_if_match_gives_412_and_keeps_the_hero(self, client: SignedClient) -> None:

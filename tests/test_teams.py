@@ -215,6 +215,19 @@ class TestDeleteTeam:
         assert response.content == b""
         assert client.get(f"/api/teams/{team['id']}").status_code == 404
 
+    def test_the_id_of_the_latest_deleted_team_is_never_given_again(
+        self, client: SignedClient
+    ) -> None:
+        create_team(client, name="Z-Force")
+        latest = create_team(client)
+        client.delete(f"/api/teams/{latest['id']}")
+
+        created = create_team(client)
+
+        assert isinstance(created["id"], int)
+        assert isinstance(latest["id"], int)
+        assert created["id"] > latest["id"]
+
     def test_deleting_a_team_unassigns_its_heroes(self, client: SignedClient) -> None:
         team = create_team(client)
         hero = client.post(
