@@ -79,7 +79,9 @@ def test_the_examples_cover_every_named_schema_and_problem_response() -> None:
         if "application/problem+json" in response.get("content", {})
     ]
 
-    assert len(EXAMPLES) >= 48
+    # The walker must find them all: 41 since optional filters lost their examples, so that
+    # Swagger UI's Try it out starts with them empty (their descriptions give one instead).
+    assert len(EXAMPLES) >= 41
     for name, schema in components["schemas"].items():
         assert f"/components/schemas/{name}" in where or "allOf" in schema, name
     for name in problems:
