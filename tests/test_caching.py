@@ -78,3 +78,30 @@ def test_the_setting_is_read_from_its_environment_variable(
     monkeypatch.setenv("APP_CACHE_MAX_AGE", "300")
 
     assert Settings(debug=True).cache_max_age == 300
+
+
+def test_the_contract_declares_the_policy_on_every_api_response() -> None:
+    from connexion.spec import Specification
+
+    from app import SPEC
+
+    paths = Specification.load(SPEC)["paths"]
+    declared = {
+        (path, method, status): response.get("headers", {}).get("Cache-Control", {})
+        for path, operations in paths.items()
+        if path.startswith("/api")
+        for method, operation in operations.items()
+        if isinstance(operation, dict) and "responses" in operation
+        for status, response in operation["responses"].items()
+    }
+
+    assert declared
+    missing = [where for where, header in declared.items() if not header]
+    assert missing == []
+    resources = sorted(where for where, h in declared.items() if "private" in h["description"])
+    assert resources == [
+        ("/api/heroes/{hero_id}", "get", "200"),
+        ("/api/heroes/{hero_id}", "get", "304"),
+        ("/api/teams/{team_id}", "get", "200"),
+        ("/api/teams/{team_id}", "get", "304"),
+    ]
