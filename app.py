@@ -30,18 +30,18 @@ from starlette.middleware.cors import CORSMiddleware
 
 import logs
 import metrics
-import problems
 import signing
 from access import AccessMiddleware
 from authentication import SignatureMiddleware, SignatureRejected
 from caching import CacheControlMiddleware
+from contract import problems
+from contract.operations import PrebuiltAsyncApp
+from contract.validation import VALIDATORS
 from idempotency import IdempotencyMiddleware
-from operations import PrebuiltAsyncApp
 from persistence.database import LONE_STATEMENTS, create_engine, lone_statements
 from persistence.idempotency import purge_expired_keys
 from persistence.signatures import purge_expired_signatures
 from settings import ROOT, Settings
-from validation import VALIDATORS
 
 logger = logging.getLogger(__name__)
 

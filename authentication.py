@@ -18,9 +18,9 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import signing
+from contract.problems import Problem
 from persistence.database import LONE_STATEMENTS, Opener
 from persistence.signatures import record_signature
-from problems import Problem
 from request_body import check_declared_length, read_body, replaying
 from settings import Settings
 

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contract.problems import Problem
 from handlers.transaction import OPEN_TRANSACTION
 from persistence import idempotency
 from persistence.idempotency import StoredResponse
-from problems import Problem
 from request_body import read_body, replaying
 from settings import Settings
 

@@ -31,9 +31,9 @@ from bench.ceiling import (
     read_page,
     serve,
 )
-from operations import PrebuiltAsyncApp
+from contract.operations import PrebuiltAsyncApp
+from contract.validation import VALIDATORS
 from request_body import read_body, replaying
-from validation import VALIDATORS
 
 MAX_BODY_BYTES = 1_048_576
 

@@ -12,7 +12,7 @@ from jsonschema import Draft4Validator, ValidationError
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from problems import Problem
+from contract.problems import Problem
 
 _compiled: dict[int, Draft4Validator] = {}
 

@@ -1,0 +1,1 @@
+"""How Connexion serves `openapi.yaml`: our validators, problem+json, every framework override."""
