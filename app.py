@@ -31,13 +31,13 @@ from starlette.middleware.cors import CORSMiddleware
 import logs
 import metrics
 import signing
-from access import AccessMiddleware
-from authentication import SignatureMiddleware, SignatureRejected
-from caching import CacheControlMiddleware
 from contract import problems
 from contract.operations import PrebuiltAsyncApp
 from contract.validation import VALIDATORS
-from idempotency import IdempotencyMiddleware
+from middleware.access import AccessMiddleware
+from middleware.caching import CacheControlMiddleware
+from middleware.idempotency import IdempotencyMiddleware
+from middleware.signature import SignatureMiddleware, SignatureRejected
 from persistence.database import LONE_STATEMENTS, create_engine, lone_statements
 from persistence.idempotency import purge_expired_keys
 from persistence.signatures import purge_expired_signatures

@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 from starlette.types import Scope
 
-from authentication import SignatureRejected
 from contract import problems
+from middleware.signature import SignatureRejected
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"

@@ -21,7 +21,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import SPEC, OrjsonJsonifier
-from authentication import SIGNED_PREFIX, VERIFIED
 from bench.ceiling import (
     Ceiling,
     change_hero,
@@ -33,7 +32,8 @@ from bench.ceiling import (
 )
 from contract.operations import PrebuiltAsyncApp
 from contract.validation import VALIDATORS
-from request_body import read_body, replaying
+from middleware.request_body import read_body, replaying
+from middleware.signature import SIGNED_PREFIX, VERIFIED
 
 MAX_BODY_BYTES = 1_048_576
 
@@ -113,7 +113,7 @@ HANDLERS = {
 
 
 def _resolve(operation_id: str) -> Any:
-    if operation_id.startswith(("handlers.ops.", "authentication.")):
+    if operation_id.startswith(("handlers.ops.", "middleware.signature.")):
         return Resolver().resolve_function_from_operation_id(operation_id)
     return HANDLERS.get(operation_id, not_measured)
 

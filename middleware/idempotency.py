@@ -17,9 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.problems import Problem
 from handlers.transaction import OPEN_TRANSACTION
+from middleware.request_body import read_body, replaying
 from persistence import idempotency
 from persistence.idempotency import StoredResponse
-from request_body import read_body, replaying
 from settings import Settings
 
 REPLAYED_HEADER = "idempotent-replayed"

@@ -19,9 +19,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import signing
 from contract.problems import Problem
+from middleware.request_body import check_declared_length, read_body, replaying
 from persistence.database import LONE_STATEMENTS, Opener
 from persistence.signatures import record_signature
-from request_body import check_declared_length, read_body, replaying
 from settings import Settings
 
 SIGNED_PREFIX = "/api"
