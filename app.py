@@ -28,8 +28,6 @@ from connexion.spec import Specification
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
-import logs
-import metrics
 import signing
 from contract import problems
 from contract.operations import PrebuiltAsyncApp
@@ -38,6 +36,7 @@ from middleware.access import AccessMiddleware
 from middleware.caching import CacheControlMiddleware
 from middleware.idempotency import IdempotencyMiddleware
 from middleware.signature import SignatureMiddleware, SignatureRejected
+from observability import logs, metrics
 from persistence.database import LONE_STATEMENTS, create_engine, lone_statements
 from persistence.idempotency import purge_expired_keys
 from persistence.signatures import purge_expired_signatures

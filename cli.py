@@ -86,7 +86,7 @@ def _migrate(
     )
     config = alembic_config(settings)
     if serving:
-        from logs import configure_logging
+        from observability.logs import configure_logging
 
         configure_logging(settings)
         config.attributes["configure_logger"] = False
@@ -179,7 +179,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
     import structlog
     import uvicorn
 
-    from logs import configure_logging
+    from observability.logs import configure_logging
 
     configure_logging(settings)
     # In production stdout carries JSON lines only, so the start-up line is a log record too.

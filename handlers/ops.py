@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from contract.problems import RETRY_AFTER_SECONDS, Problem
 from handlers.representation import JSON, Reply
-from metrics import CONTENT_TYPE, Metrics, service_version
+from observability.metrics import CONTENT_TYPE, Metrics, service_version
 from persistence.health import ping, schema_revisions
 from settings import ROOT
 

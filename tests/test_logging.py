@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-import logs
 import signing
 from app import create_app
+from observability import logs
 from settings import Settings
 from tests.conftest import TEST_KEY, make_settings
 from tests.problem_assertions import assert_problem
