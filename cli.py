@@ -140,8 +140,8 @@ def seed() -> None:
 
 
 def _seed(settings: Settings) -> None:
-    from demo_data import seed as seed_demo
     from persistence.database import create_engine
+    from persistence.demo import seed as seed_demo
 
     async def run() -> bool:
         engine = create_engine(settings, pooled=False)
