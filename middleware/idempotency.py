@@ -11,6 +11,7 @@ failed request (an error, a crash, a lost database) leaves nothing behind and ma
 import hashlib
 from datetime import UTC, datetime, timedelta
 
+from connexion.middleware.abstract import ROUTING_CONTEXT
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,7 +64,7 @@ class IdempotencyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = Headers(scope=scope).get("idempotency-key") if scope["type"] == "http" else None
-        routed = scope.get("extensions", {}).get("connexion_routing", {}).get("operation_id")
+        routed = scope.get("extensions", {}).get(ROUTING_CONTEXT, {}).get("operation_id")
         if key is None or scope["method"] != "POST" or routed is None:
             await self.app(scope, receive, send)
             return
