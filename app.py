@@ -4,25 +4,14 @@ import asyncio
 import contextlib
 import gc
 import logging
-import warnings
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-# Connexion 3.3 imports starlette.testclient at import time, and Starlette then warns that its
-# test client's httpx is deprecated: on every start, about code the service never runs, and
-# nothing an operator can act on. Set before Connexion is first imported.
-warnings.filterwarnings(
-    "ignore",
-    message="Using `httpx` with `starlette.testclient` is deprecated",
-    category=UserWarning,
-)
-
-import orjson
+# First: it silences a warning that importing Connexion raises (see contract/__init__.py).
+import contract  # noqa: F401  # pyright: ignore[reportUnusedImport]  # isort: skip
 from connexion import AsyncApp
-from connexion.jsonifier import Jsonifier
-from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
-from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.spec import Specification
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,8 +19,9 @@ from starlette.middleware.cors import CORSMiddleware
 
 import signing
 from contract import problems
+from contract.jsonifier import OrjsonJsonifier
 from contract.operations import PrebuiltAsyncApp
-from contract.validation import VALIDATORS
+from contract.validation import validator_map
 from middleware.access import AccessMiddleware
 from middleware.caching import CacheControlMiddleware
 from middleware.idempotency import IdempotencyMiddleware
@@ -59,24 +49,6 @@ CORS_REQUEST_HEADERS = [
     "x-timestamp",
 ]
 CORS_EXPOSED_HEADERS = ["ETag", "Idempotent-Replayed", "Location", "Retry-After", "X-Request-ID"]
-
-
-class OrjsonJsonifier(Jsonifier):
-    """orjson serializes several times faster than the standard library, datetimes included.
-
-    SQLAlchemy row keys are `str` subclasses, which orjson accepts only with OPT_NON_STR_KEYS.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(orjson)
-
-    def dumps(self, data: Any, **kwargs: Any) -> Any:
-        return orjson.dumps(
-            data, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
-        )
-
-    def loads(self, data: Any) -> Any:
-        return orjson.loads(data)
 
 
 async def _purge_expired(engine: AsyncEngine) -> None:
@@ -126,21 +98,13 @@ def create_app(
                 await purge
             await engine.dispose()
 
-    # Connexion keeps its response validation stage even when it validates nothing: one more
-    # layer for every request to pass through, left out unless it is on.
-    middlewares = [
-        middleware
-        for middleware in ConnexionMiddleware.default_middlewares
-        if settings.validate_responses or middleware is not ResponseValidationMiddleware
-    ]
     app = PrebuiltAsyncApp(
         __name__,
         lifespan=lifespan,
-        middlewares=middlewares,
         jsonifier=OrjsonJsonifier(),
         strict_validation=True,
         validate_responses=settings.validate_responses,
-        validator_map=VALIDATORS,
+        validator_map=validator_map(),
         swagger_ui_options=SwaggerUIOptions(
             swagger_ui_path="/docs", swagger_ui_template_dir=str(SWAGGER_UI_DIR)
         ),

@@ -81,8 +81,3 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level)
     # Our access line replaces uvicorn's; uvicorn's own messages still come through.
     logging.getLogger("uvicorn.access").disabled = True
-    # Connexion 3.3 warns "this operation accepts multiple content types" several times on
-    # every request to an operation whose body has two media types (our PATCHes and POSTs),
-    # even when the request names its type: six lines per request, and a fifth of its CPU.
-    # It is the only message that logger sends.
-    logging.getLogger("connexion.operations.openapi3").setLevel(logging.ERROR)
