@@ -27,7 +27,7 @@ from middleware.caching import CacheControlMiddleware
 from middleware.idempotency import IdempotencyMiddleware
 from middleware.signature import SignatureMiddleware, SignatureRejected
 from observability import logs, metrics
-from persistence.database import LONE_STATEMENTS, create_engine, lone_statements
+from persistence.database import ENGINE, LONE_STATEMENTS, create_engine, lone_statements
 from persistence.idempotency import purge_expired_keys
 from persistence.signatures import purge_expired_signatures
 from settings import ROOT, Settings
@@ -85,7 +85,7 @@ def create_app(
         gc.freeze()
         try:
             yield {
-                "engine": engine,
+                ENGINE: engine,
                 LONE_STATEMENTS: lone_statements(engine),
                 "settings": settings,
                 "metrics": telemetry,

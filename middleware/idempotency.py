@@ -3,7 +3,7 @@
 A POST that carries a key runs in one transaction owned here. The key is locked first, so that
 a concurrent request with the same key gets 409 at once instead of doing the work twice. A key
 seen before replays its stored response (422 if the payload differs). Otherwise the handler
-runs, joining this transaction (see `handlers/transaction.py`), and its response is stored in the
+runs, joining this transaction (`persistence.database.joining`), and its response is stored in the
 same transaction as the rows it wrote: a record exists if and only if its write committed. A
 failed request (an error, a crash, a lost database) leaves nothing behind and may be retried.
 """
@@ -12,14 +12,13 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from connexion.middleware.abstract import ROUTING_CONTEXT
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.problems import Problem
-from handlers.transaction import OPEN_TRANSACTION
 from middleware.request_body import read_body, replaying
 from persistence import idempotency
+from persistence.database import joining, transaction
 from persistence.idempotency import StoredResponse
 from settings import Settings
 
@@ -88,8 +87,7 @@ class IdempotencyMiddleware:
         await send({"type": "http.response.body", "body": response.body})
 
     async def _respond(self, request: "_Request") -> StoredResponse:
-        engine: AsyncEngine = request.scope["state"]["engine"]
-        async with engine.begin() as conn:
+        async with transaction(request.scope) as conn:
             if not await idempotency.try_lock(conn=conn, scope=request.key):
                 raise KeyInFlight
             now = datetime.now(UTC)
@@ -103,7 +101,7 @@ class IdempotencyMiddleware:
                     [*stored.headers, [REPLAYED_HEADER, "true"]],
                     stored.body,
                 )
-            response = await request.run(self.app, {**request.scope, OPEN_TRANSACTION: conn})
+            response = await request.run(self.app, joining(request.scope, conn))
             if not await idempotency.store_response(
                 conn=conn, scope=request.key, response=response, now=now, expires_at=now + self.ttl
             ):

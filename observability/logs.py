@@ -1,7 +1,7 @@
 """Structured logs: JSON lines on stdout (readable lines with APP_DEBUG).
 
 Every record, ours and the libraries' (uvicorn, SQLAlchemy, Alembic), goes through structlog's
-processors, so each carries the request id of the request that logged it (see `access.py`).
+processors, so each carries the id of the request that logged it (see `middleware/access.py`).
 """
 
 import logging
