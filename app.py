@@ -87,7 +87,6 @@ def create_app(
             yield {
                 ENGINE: engine,
                 LONE_STATEMENTS: lone_statements(engine),
-                "settings": settings,
                 "metrics": telemetry,
             }
         finally:
@@ -112,8 +111,15 @@ def create_app(
     app.add_api(SPEC, name="backoffice")
     problems.register(app, Specification.load(SPEC)["paths"])
     # Counted where they are rendered, rather than by an ASGI layer that every request crosses.
-    app.add_error_handler(SignatureRejected, telemetry.count_rejection)
-    # Outermost: the request id, the access line and the metrics also cover problem+json.
+    app.add_error_handler(
+        SignatureRejected,
+        problems.counted(
+            SignatureRejected, lambda rejected: telemetry.count_rejection(rejected.reason)
+        ),
+    )
+    # The first of our layers (only Connexion's ServerErrorMiddleware is outside it; the others
+    # added before ExceptionMiddleware come after it): the request id, the access line and the
+    # metrics also cover problem+json.
     app.add_middleware(
         cast(Any, AccessMiddleware),
         position=MiddlewarePosition.BEFORE_EXCEPTION,
