@@ -4,45 +4,34 @@ import asyncio
 import contextlib
 import gc
 import logging
-import warnings
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-# Connexion 3.3 imports starlette.testclient at import time, and Starlette then warns that its
-# test client's httpx is deprecated: on every start, about code the service never runs, and
-# nothing an operator can act on. Set before Connexion is first imported.
-warnings.filterwarnings(
-    "ignore",
-    message="Using `httpx` with `starlette.testclient` is deprecated",
-    category=UserWarning,
-)
-
-import orjson
+# First: it silences a warning that importing Connexion raises (see contract/__init__.py).
+import contract  # noqa: F401  # pyright: ignore[reportUnusedImport]  # isort: skip
 from connexion import AsyncApp
-from connexion.jsonifier import Jsonifier
-from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
-from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.middleware import MiddlewarePosition
 from connexion.spec import Specification
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
-import logs
-import metrics
-import problems
 import signing
-from access import AccessMiddleware
-from authentication import SignatureMiddleware, SignatureRejected
-from caching import CacheControlMiddleware
-from docs_page import SwaggerUIDist, swagger_ui_options
-from idempotency import IdempotencyMiddleware
-from media_types import MergePatchAsJson
-from operations import PrebuiltAsyncApp
-from persistence.database import LONE_STATEMENTS, create_engine, lone_statements
+from contract import problems
+from contract.docs_page import SwaggerUIDist, swagger_ui_options
+from contract.jsonifier import OrjsonJsonifier
+from contract.operations import PrebuiltAsyncApp
+from contract.validation import validator_map
+from middleware.access import AccessMiddleware
+from middleware.caching import CacheControlMiddleware
+from middleware.idempotency import IdempotencyMiddleware
+from middleware.media_types import MergePatchAsJson
+from middleware.signature import SignatureMiddleware, SignatureRejected
+from observability import logs, metrics
+from persistence.database import ENGINE, LONE_STATEMENTS, create_engine, lone_statements
 from persistence.idempotency import purge_expired_keys
 from persistence.signatures import purge_expired_signatures
 from settings import ROOT, Settings
-from validation import VALIDATORS
 
 logger = logging.getLogger(__name__)
 
@@ -62,24 +51,6 @@ CORS_REQUEST_HEADERS = [
     "Content-Digest",
 ]
 CORS_EXPOSED_HEADERS = ["ETag", "Idempotent-Replayed", "Location", "Retry-After", "X-Request-ID"]
-
-
-class OrjsonJsonifier(Jsonifier):
-    """orjson serializes several times faster than the standard library, datetimes included.
-
-    SQLAlchemy row keys are `str` subclasses, which orjson accepts only with OPT_NON_STR_KEYS.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(orjson)
-
-    def dumps(self, data: Any, **kwargs: Any) -> Any:
-        return orjson.dumps(
-            data, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
-        )
-
-    def loads(self, data: Any) -> Any:
-        return orjson.loads(data)
 
 
 async def _purge_expired(engine: AsyncEngine) -> None:
@@ -116,9 +87,8 @@ def create_app(
         gc.freeze()
         try:
             yield {
-                "engine": engine,
+                ENGINE: engine,
                 LONE_STATEMENTS: lone_statements(engine),
-                "settings": settings,
                 "metrics": telemetry,
             }
         finally:
@@ -129,28 +99,27 @@ def create_app(
                 await purge
             await engine.dispose()
 
-    # Connexion keeps its response validation stage even when it validates nothing: one more
-    # layer for every request to pass through, left out unless it is on.
-    middlewares = [
-        middleware
-        for middleware in ConnexionMiddleware.default_middlewares
-        if settings.validate_responses or middleware is not ResponseValidationMiddleware
-    ]
     app = PrebuiltAsyncApp(
         __name__,
         lifespan=lifespan,
-        middlewares=middlewares,
         jsonifier=OrjsonJsonifier(),
         strict_validation=True,
         validate_responses=settings.validate_responses,
-        validator_map=VALIDATORS,
+        validator_map=validator_map(),
         swagger_ui_options=swagger_ui_options(settings),
     )
     app.add_api(SPEC, name="backoffice")
     problems.register(app, Specification.load(SPEC)["paths"])
     # Counted where they are rendered, rather than by an ASGI layer that every request crosses.
-    app.add_error_handler(SignatureRejected, telemetry.count_rejection)
-    # Outermost: the request id, the access line and the metrics also cover problem+json.
+    app.add_error_handler(
+        SignatureRejected,
+        problems.counted(
+            SignatureRejected, lambda rejected: telemetry.count_rejection(rejected.reason)
+        ),
+    )
+    # The first of our layers (only Connexion's ServerErrorMiddleware is outside it; the others
+    # added before ExceptionMiddleware come after it): the request id, the access line and the
+    # metrics also cover problem+json.
     app.add_middleware(
         cast(Any, AccessMiddleware),
         position=MiddlewarePosition.BEFORE_EXCEPTION,

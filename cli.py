@@ -96,7 +96,7 @@ def _migrate(
     )
     config = alembic_config(settings)
     if serving:
-        from logs import configure_logging
+        from observability.logs import configure_logging
 
         configure_logging(settings)
         config.attributes["configure_logger"] = False
@@ -150,8 +150,8 @@ def seed() -> None:
 
 
 def _seed(settings: Settings) -> None:
-    from demo_data import seed as seed_demo
     from persistence.database import create_engine
+    from persistence.demo import seed as seed_demo
 
     async def run() -> bool:
         engine = create_engine(settings, pooled=False)
@@ -189,7 +189,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
     import structlog
     import uvicorn
 
-    from logs import configure_logging
+    from observability.logs import configure_logging
 
     configure_logging(settings)
     # In production stdout carries JSON lines only, so the start-up line is a log record too.

@@ -8,7 +8,6 @@ idempotency. Whatever the service does, it cannot be faster than this while it
 is served by Connexion, so `floor / ceiling` bounds `service / ceiling`. Harness use only.
 """
 
-import logging
 from typing import Any, cast
 
 import asyncpg
@@ -20,8 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import SPEC, OrjsonJsonifier
-from authentication import SIGNED_PREFIX, VERIFIED
+from app import SPEC
 from bench.ceiling import (
     Ceiling,
     change_hero,
@@ -31,9 +29,11 @@ from bench.ceiling import (
     read_page,
     serve,
 )
-from operations import PrebuiltAsyncApp
-from request_body import read_body, replaying
-from validation import VALIDATORS
+from contract.jsonifier import OrjsonJsonifier
+from contract.operations import PrebuiltAsyncApp
+from contract.validation import validator_map
+from middleware.request_body import read_body, replaying
+from middleware.signature import SIGNED_PREFIX, VERIFIED
 
 MAX_BODY_BYTES = 1_048_576
 
@@ -113,7 +113,7 @@ HANDLERS = {
 
 
 def _resolve(operation_id: str) -> Any:
-    if operation_id.startswith(("handlers.ops.", "authentication.")):
+    if operation_id.startswith(("handlers.ops.", "middleware.signature.")):
         return Resolver().resolve_function_from_operation_id(operation_id)
     return HANDLERS.get(operation_id, not_measured)
 
@@ -121,13 +121,12 @@ def _resolve(operation_id: str) -> Any:
 def create_app() -> AsyncApp:
     floor.checks = Ceiling.from_environment()
     # Connexion as the service configures it: operations built once, its validators, orjson.
-    logging.getLogger("connexion.operations.openapi3").setLevel(logging.ERROR)
     app = PrebuiltAsyncApp(
         __name__,
         lifespan=lambda _app: floor.ceiling.pooled(),
         jsonifier=OrjsonJsonifier(),
         strict_validation=True,
-        validator_map=VALIDATORS,
+        validator_map=validator_map(),
     )
     app.add_api(SPEC, resolver=Resolver(function_resolver=_resolve))
     app.add_middleware(cast(Any, SignatureCheck), position=MiddlewarePosition.BEFORE_SECURITY)

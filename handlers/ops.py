@@ -11,10 +11,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
 
+from contract.problems import RETRY_AFTER_SECONDS, Problem
 from handlers.representation import JSON, Reply
-from metrics import CONTENT_TYPE, Metrics, service_version
+from observability.metrics import CONTENT_TYPE, Metrics, service_version
+from persistence.database import ENGINE
 from persistence.health import ping, schema_revisions
-from problems import RETRY_AFTER_SECONDS, Problem
 from settings import ROOT
 
 # A probe must answer before the orchestrator's own timeout, even when the database hangs.
@@ -63,7 +64,7 @@ async def live() -> Reply:
 
 
 async def health() -> Reply:
-    checks = await _checks(scope["state"]["engine"])
+    checks = await _checks(scope["state"][ENGINE])
     return {"status": "ok", "checks": checks, "version": service_version()}, 200, JSON
 
 

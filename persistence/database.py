@@ -1,8 +1,9 @@
-"""Engines: built from settings by the app's lifespan (never at import) and by migrations."""
+"""Engines and connections: built from settings by the app's lifespan (never at import) and by
+migrations; a request's database work gets its connection here, and only here."""
 
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,19 @@ def create_engine(
 
 
 type Opener = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
-# Where the app's lifespan state keeps `lone_statements(engine)`.
+# Where the app's lifespan state keeps the engine, and `lone_statements(engine)`.
+ENGINE = "engine"
 LONE_STATEMENTS = "lone_statements"
+
+
+# A request's ASGI scope, or Connexion's proxy of it (`connexion.context.scope`, which no Mapping
+# type describes): where its connections are found.
+type RequestScope = Any
+
+
+# The request scope's key for a transaction opened before the handler ran (a POST with an
+# Idempotency-Key): the handler's work joins it, and whoever opened it commits or rolls back.
+OPEN_TRANSACTION = "open_transaction"
 
 
 def lone_statements(engine: AsyncEngine) -> Opener:
@@ -71,6 +83,39 @@ def lone_statements(engine: AsyncEngine) -> Opener:
     if engine.dialect.name == "sqlite":
         return engine.begin
     return engine.execution_options(isolation_level="AUTOCOMMIT").connect
+
+
+@asynccontextmanager
+async def lone_statement(scope: RequestScope) -> AsyncGenerator[AsyncConnection]:
+    """A connection for a request whose work is one statement (another may follow only to
+    explain a miss): on PostgreSQL it runs in autocommit, with no BEGIN or COMMIT (see
+    `lone_statements`). Inside the request's open transaction, it is that transaction."""
+    opened: AsyncConnection | None = scope.get(OPEN_TRANSACTION)
+    if opened is not None:
+        yield opened
+        return
+    connect: Opener = scope["state"][LONE_STATEMENTS]
+    async with connect() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def transaction(scope: RequestScope) -> AsyncGenerator[AsyncConnection]:
+    """A transaction for a request's statements: committed on success, rolled back on any error,
+    the connection always returned. Inside the request's open transaction, it is that one, which
+    its opener commits once the response is known."""
+    opened: AsyncConnection | None = scope.get(OPEN_TRANSACTION)
+    if opened is not None:
+        yield opened
+        return
+    engine: AsyncEngine = scope["state"][ENGINE]
+    async with engine.begin() as conn:
+        yield conn
+
+
+def joining(scope: Mapping[str, Any], conn: AsyncConnection) -> dict[str, Any]:
+    """The scope for the rest of a request whose database work joins `conn`'s transaction."""
+    return {**scope, OPEN_TRANSACTION: conn}
 
 
 def _ping_idle_connections(engine: AsyncEngine) -> None:

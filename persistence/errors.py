@@ -1,4 +1,4 @@
-"""Typed errors raised by persistence; `problems.py` maps each to an HTTP problem."""
+"""Typed errors raised by persistence; `contract/problems.py` maps each to an HTTP problem."""
 
 from dataclasses import dataclass
 

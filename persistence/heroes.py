@@ -13,8 +13,8 @@ from persistence.pagination import Pages, fetch_page
 from persistence.preconditions import (
     GuardedUpdates,
     Versions,
-    check_version,
     guarded_delete,
+    guarded_update,
     refuse_missed_guard,
 )
 from persistence.tables import heroes
@@ -104,19 +104,16 @@ async def create_hero(
 async def update_hero(
     *, conn: AsyncConnection, hero_id: int, changes: Mapping[str, Any], expected: Versions
 ) -> RowMapping:
-    if not changes:
-        current = await get_hero(conn=conn, hero_id=hero_id)
-        check_version(current, expected, what=f"hero {hero_id}")
-        return current
-    statement, values = UPDATES(hero_id, changes, expected)
-    try:
-        row = (await conn.execute(statement, values)).mappings().first()
-    except IntegrityError as error:
-        raise _missing_team(changes.get("team_id")) from error
-    if row is None:
-        current = await get_hero(conn=conn, hero_id=hero_id)
-        refuse_missed_guard(current, expected, what=f"hero {hero_id}")
-    return row
+    return await guarded_update(
+        conn=conn,
+        updates=UPDATES,
+        row_id=hero_id,
+        changes=changes,
+        expected=expected,
+        what=f"hero {hero_id}",
+        current=lambda: get_hero(conn=conn, hero_id=hero_id),
+        refused=lambda: _missing_team(changes.get("team_id")),
+    )
 
 
 async def delete_hero(*, conn: AsyncConnection, hero_id: int, expected: Versions) -> None:

@@ -1,10 +1,12 @@
 """Optimistic concurrency: every row has a `version`, and a write may require one of several."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Column, Delete, Table, Update, bindparam, delete, update
+from sqlalchemy import Column, Delete, RowMapping, Table, Update, bindparam, delete, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.errors import PreconditionFailed
 
@@ -55,6 +57,34 @@ class GuardedUpdates:
         if guarded:
             statement = statement.where(table.c.version.in_(bindparam("expected", expanding=True)))
         return statement
+
+
+async def guarded_update(
+    *,
+    conn: AsyncConnection,
+    updates: GuardedUpdates,
+    row_id: int,
+    changes: Mapping[str, Any],
+    expected: Versions,
+    what: str,
+    current: Callable[[], Awaitable[RowMapping]],
+    refused: Callable[[], Exception],
+) -> RowMapping:
+    """Apply `changes` to a row that has an expected version, in one statement. `current` reads
+    the row (when nothing changes, or to explain a miss); `refused` is the error to raise when a
+    constraint refuses the changes."""
+    if not changes:
+        row = await current()
+        check_version(row, expected, what=what)
+        return row
+    statement, values = updates(row_id, changes, expected)
+    try:
+        updated = (await conn.execute(statement, values)).mappings().first()
+    except IntegrityError as error:
+        raise refused() from error
+    if updated is None:
+        refuse_missed_guard(await current(), expected, what=what)
+    return updated
 
 
 def guarded_delete(table: Table, row_id: int, expected: Versions) -> Delete:

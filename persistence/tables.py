@@ -96,7 +96,7 @@ used_signatures = Table(
 )
 
 # The response to each POST sent with an `Idempotency-Key`, so that a retry replays it. A row
-# commits in the same transaction as the resource the request created (see `idempotency.py`).
+# commits in the same transaction as the resource the request created (`middleware/idempotency.py`).
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,

@@ -14,7 +14,7 @@ from persistence.preconditions import (
     GuardedUpdates,
     Versions,
     check_version,
-    refuse_missed_guard,
+    guarded_update,
 )
 from persistence.tables import heroes, teams
 
@@ -67,19 +67,16 @@ async def create_team(*, conn: AsyncConnection, name: str, headquarters: str) ->
 async def update_team(
     *, conn: AsyncConnection, team_id: int, changes: Mapping[str, Any], expected: Versions
 ) -> RowMapping:
-    if not changes:
-        current = await get_team(conn=conn, team_id=team_id)
-        check_version(current, expected, what=f"team {team_id}")
-        return current
-    statement, values = UPDATES(team_id, changes, expected)
-    try:
-        row = (await conn.execute(statement, values)).mappings().first()
-    except IntegrityError as error:
-        raise _duplicate_name(changes["name"]) from error
-    if row is None:
-        current = await get_team(conn=conn, team_id=team_id)
-        refuse_missed_guard(current, expected, what=f"team {team_id}")
-    return row
+    return await guarded_update(
+        conn=conn,
+        updates=UPDATES,
+        row_id=team_id,
+        changes=changes,
+        expected=expected,
+        what=f"team {team_id}",
+        current=lambda: get_team(conn=conn, team_id=team_id),
+        refused=lambda: _duplicate_name(changes["name"]),
+    )
 
 
 async def delete_team(*, conn: AsyncConnection, team_id: int, expected: Versions) -> None:

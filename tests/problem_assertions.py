@@ -5,7 +5,7 @@ from typing import Any
 
 import httpx
 
-from problems import TYPES
+from contract.problems import TYPES
 
 
 def assert_problem(

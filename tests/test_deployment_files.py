@@ -188,14 +188,16 @@ class TestDockerfile:
             if line.strip() and not line.startswith(("#", "!"))
         ]
         needed = ["alembic.ini", "migrations", "openapi.yaml", "app.py", "cli.py", "uv.lock"]
-        needed += ["pyproject.toml", "README.md", "handlers", "persistence"]
+        needed += ["pyproject.toml", "README.md", "contract", "handlers", "middleware"]
+        needed += ["observability", "persistence"]
         for path in needed:
             assert (ROOT / path).exists(), path
             assert not any(fnmatch(path, pattern) for pattern in ignored), path
         pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
         include = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["include"]
-        for path in ("/migrations", "/alembic.ini", "/openapi.yaml", "/handlers", "/persistence"):
-            assert path in include
+        for path in needed:
+            if path not in ("pyproject.toml", "README.md", "uv.lock"):
+                assert f"/{path}" in include or path.endswith(".py"), path
 
 
 class TestPrometheus:

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from app import SPEC, create_app
 from handlers.ops import migration_heads
-from metrics import service_version
+from observability.metrics import service_version
 from settings import Settings
 from tests.conftest import fresh_postgres_database, make_settings
 from tests.problem_assertions import assert_problem

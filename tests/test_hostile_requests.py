@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-import logs
 import signing
+from observability import logs
 from settings import Settings
 from tests.conftest import TEST_KEY, truncate_all
 from tests.problem_assertions import assert_problem

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-import logs
 import signing
 from app import create_app
+from observability import logs
 from settings import Settings
 from tests.conftest import TEST_KEY, make_settings
 from tests.problem_assertions import assert_problem
@@ -138,7 +138,7 @@ class TestAccessLine:
             )
         assert_problem(response, 503, "the database is unavailable, retry later")
         lines = json_lines(capsys.readouterr().out)
-        warning = next(line for line in lines if line["logger"] == "problems")
+        warning = next(line for line in lines if line["logger"] == "contract.problems")
         assert warning["event"] == "database unavailable: ConnectionRefusedError"
         assert warning["level"] == "warning"
         assert warning["request_id"] == "trace-me"

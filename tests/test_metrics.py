@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 import signing
 from app import create_app
-from metrics import Metrics, service_version
+from observability.metrics import Metrics, service_version
 from persistence.database import create_engine
 from settings import Settings
 from tests.conftest import TEST_KEY

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 import signing
-from authentication import SignatureRejected, Verifier
+from middleware.signature import SignatureRejected, Verifier
 from settings import Settings
 from tests.conftest import TEST_KEY, make_settings, truncate_all
 from tests.signature_support import fixed_clock, running_app

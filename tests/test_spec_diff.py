@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-import spec_diff
 from app import SPEC
 from settings import ROOT
+from tools import spec_diff
 
 type Spec = dict[str, Any]
 

@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 import signing
 from app import SPEC, create_app
 from handlers.ops import migration_heads
-from idempotency import KeyInFlight
+from middleware.idempotency import KeyInFlight
 from tests.conftest import TEST_KEY, fresh_postgres_database, make_settings
 from tests.signed_client import SignedClient
 

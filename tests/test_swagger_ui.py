@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 from swagger_ui_bundle import swagger_ui_path
 
-from docs_page import SWAGGER_UI_DIR
+from contract.docs_page import SWAGGER_UI_DIR
 from settings import DEVELOPMENT_SECRET_KEY, ROOT, Settings
 from tests.conftest import TEST_KEY
 from tests.signature_support import running_app
@@ -153,7 +153,7 @@ class TestTryItOutExamples:
             assert has_example == bool(parameter.get("required")), parameter["name"]
 
     def test_the_path_ids_exist_in_the_demo_data(self) -> None:
-        from demo_data import HEROES, TEAMS
+        from persistence.demo import HEROES, TEAMS
 
         examples = {p["name"]: p["example"] for p in self.parameters() if p["in"] == "path"}
         assert 1 <= examples["hero_id"] <= len(HEROES)

@@ -3,7 +3,7 @@
 import functools
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -93,6 +93,20 @@ def render(request: ConnexionRequest | None, problem: Problem) -> ConnexionRespo
         body=orjson.dumps(body),
         headers=problem.headers or {},
     )
+
+
+type ErrorHandler = Callable[[ConnexionRequest, Exception], ConnexionResponse]
+
+
+def counted[P: Problem](kind: type[P], count: Callable[[P], object]) -> ErrorHandler:
+    """An error handler for `kind` that lets `count` see each problem, then renders it."""
+
+    def handler(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+        assert isinstance(error, kind)
+        count(error)
+        return render(request, error)
+
+    return handler
 
 
 PERSISTENCE_STATUS: dict[type[errors.PersistenceError], int] = {

@@ -12,7 +12,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from metrics import METHODS, Metrics, operation_label
+from observability.metrics import METHODS, Metrics, operation_label
 
 # Read and written as raw ASGI headers: starlette's Headers and MutableHeaders copy the whole
 # header list to get or set this one (about 1 us each, on every request).

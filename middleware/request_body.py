@@ -9,7 +9,7 @@ import re
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive
 
-from problems import Problem
+from contract.problems import Problem
 
 CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
 

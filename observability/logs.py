@@ -1,7 +1,7 @@
 """Structured logs: JSON lines on stdout (readable lines with APP_DEBUG).
 
 Every record, ours and the libraries' (uvicorn, SQLAlchemy, Alembic), goes through structlog's
-processors, so each carries the request id of the request that logged it (see `access.py`).
+processors, so each carries the id of the request that logged it (see `middleware/access.py`).
 """
 
 import logging
@@ -84,8 +84,3 @@ def configure_logging(settings: Settings) -> None:
     # Under `dev`, watchfiles says "1 change detected" for every file written in the tree, the
     # SQLite file under var/ included; uvicorn reloads only for code, and says so itself.
     logging.getLogger("watchfiles.main").setLevel(logging.WARNING)
-    # Connexion 3.3 warns "this operation accepts multiple content types" several times on
-    # every request to an operation whose body has two media types (our PATCHes and POSTs),
-    # even when the request names its type: six lines per request, and a fifth of its CPU.
-    # It is the only message that logger sends.
-    logging.getLogger("connexion.operations.openapi3").setLevel(logging.ERROR)

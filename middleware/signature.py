@@ -24,10 +24,15 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import signing
+from contract.problems import Problem
+from middleware.request_body import (
+    check_content_type,
+    check_declared_length,
+    read_body,
+    replaying,
+)
 from persistence.database import LONE_STATEMENTS, Opener
 from persistence.signatures import record_signature
-from problems import Problem
-from request_body import check_content_type, check_declared_length, read_body, replaying
 from settings import Settings
 
 SIGNED_PREFIX = "/api"

@@ -3,7 +3,7 @@
 A POST that carries a key runs in one transaction owned here. The key is locked first, so that
 a concurrent request with the same key gets 409 at once instead of doing the work twice. A key
 seen before replays its stored response (422 if the payload differs). Otherwise the handler
-runs, joining this transaction (see `handlers/transaction.py`), and its response is stored in the
+runs, joining this transaction (`persistence.database.joining`), and its response is stored in the
 same transaction as the rows it wrote: a record exists if and only if its write committed. A
 failed request (an error, a crash, a lost database) leaves nothing behind and may be retried.
 """
@@ -11,15 +11,15 @@ failed request (an error, a crash, a lost database) leaves nothing behind and ma
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from connexion.middleware.abstract import ROUTING_CONTEXT
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.transaction import OPEN_TRANSACTION
+from contract.problems import Problem
+from middleware.request_body import read_body, replaying
 from persistence import idempotency
+from persistence.database import joining, transaction
 from persistence.idempotency import StoredResponse
-from problems import Problem
-from request_body import read_body, replaying
 from settings import Settings
 
 REPLAYED_HEADER = "idempotent-replayed"
@@ -63,7 +63,7 @@ class IdempotencyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = Headers(scope=scope).get("idempotency-key") if scope["type"] == "http" else None
-        routed = scope.get("extensions", {}).get("connexion_routing", {}).get("operation_id")
+        routed = scope.get("extensions", {}).get(ROUTING_CONTEXT, {}).get("operation_id")
         if key is None or scope["method"] != "POST" or routed is None:
             await self.app(scope, receive, send)
             return
@@ -87,8 +87,7 @@ class IdempotencyMiddleware:
         await send({"type": "http.response.body", "body": response.body})
 
     async def _respond(self, request: "_Request") -> StoredResponse:
-        engine: AsyncEngine = request.scope["state"]["engine"]
-        async with engine.begin() as conn:
+        async with transaction(request.scope) as conn:
             if not await idempotency.try_lock(conn=conn, scope=request.key):
                 raise KeyInFlight
             now = datetime.now(UTC)
@@ -102,7 +101,7 @@ class IdempotencyMiddleware:
                     [*stored.headers, [REPLAYED_HEADER, "true"]],
                     stored.body,
                 )
-            response = await request.run(self.app, {**request.scope, OPEN_TRANSACTION: conn})
+            response = await request.run(self.app, joining(request.scope, conn))
             if not await idempotency.store_response(
                 conn=conn, scope=request.key, response=response, now=now, expires_at=now + self.ttl
             ):

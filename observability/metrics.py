@@ -15,7 +15,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.middleware.abstract import ROUTING_CONTEXT
 from prometheus_client import (
     CollectorRegistry,
@@ -34,9 +33,6 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 from starlette.types import Scope
-
-import problems
-from authentication import SignatureRejected
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
@@ -205,11 +201,9 @@ class Metrics:
         requests.inc()
         duration.observe(seconds)
 
-    def count_rejection(self, request: ConnexionRequest, error: Exception) -> ConnexionResponse:
-        """Connexion's error handler for `SignatureRejected`: counts it by reason, renders it."""
-        assert isinstance(error, SignatureRejected)
-        self.signature_rejections.labels(error.reason).inc()
-        return problems.render(request, error)
+    def count_rejection(self, reason: str) -> None:
+        """Count a request refused for its signature, by reason."""
+        self.signature_rejections.labels(reason).inc()
 
     def _query_started(self, conn: Any, *_args: Any) -> None:
         # One slot per connection: a connection runs one statement at a time.

@@ -12,18 +12,28 @@ from jsonschema import Draft4Validator, ValidationError
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from problems import Problem
-
-_compiled: dict[int, Draft4Validator] = {}
+from contract.problems import Problem
 
 
-def _compile(schema: dict[str, t.Any], validator_class: type[Draft4Validator]) -> Draft4Validator:
-    """Compile each schema once: the spec is loaded once, so its dicts live as long as the app."""
-    validator = _compiled.get(id(schema))
-    if validator is None:
-        validator = validator_class(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
-        _compiled[id(schema)] = validator
-    return validator
+class CompiledSchemas:
+    """Each schema of one app's spec, compiled on first use and then reused.
+
+    Connexion builds a validator for every request, so the compiled schemas cannot live in the
+    validator; they live as long as the app's validator map (`validator_map()`), as the spec's
+    schema dicts do. An entry holds its schema, so its id cannot be reused while it is cached.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[dict[str, t.Any], Draft4Validator]] = {}
+
+    def __call__(
+        self, schema: dict[str, t.Any], validator_class: type[Draft4Validator]
+    ) -> Draft4Validator:
+        entry = self._by_id.get(id(schema))
+        if entry is None or entry[0] is not schema:
+            compiled = validator_class(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+            entry = self._by_id[id(schema)] = (schema, compiled)
+        return entry[1]
 
 
 def _pointer(error: ValidationError) -> str | None:
@@ -42,6 +52,8 @@ def _pointer(error: ValidationError) -> str | None:
 class JSONBodyValidator(JSONRequestBodyValidator):
     """Parses with orjson (strict UTF-8, no lone surrogates) and names the failing field."""
 
+    compiled: CompiledSchemas  # one app's, set by `validator_map()`
+
     async def _parse(self, stream: AsyncGenerator[bytes], scope: Scope) -> t.Any:
         body = b"".join([chunk async for chunk in stream])
         if not body:
@@ -57,7 +69,9 @@ class JSONBodyValidator(JSONRequestBodyValidator):
     def _validate(self, body: t.Any) -> dict[str, t.Any] | None:
         if body is None and not self._nullable:
             raise Problem(400, "the request body must not be empty")
-        error = next(iter(_compile(self._schema, Draft4RequestValidator).iter_errors(body)), None)
+        error = next(
+            iter(self.compiled(self._schema, Draft4RequestValidator).iter_errors(body)), None
+        )
         if error is not None:
             field = _pointer(error)
             where = f"'{field}': " if field else ""
@@ -67,6 +81,8 @@ class JSONBodyValidator(JSONRequestBodyValidator):
 
 class ParametersValidator(ParameterValidator):
     """Validates each parameter against its compiled schema, naming it in the problem."""
+
+    compiled: CompiledSchemas  # one app's, set by `validator_map()`
 
     def __init__(
         self,
@@ -102,21 +118,31 @@ class ParametersValidator(ParameterValidator):
             for param in self.parameters.get(location, []):
                 self._check(location, param, values.get(param["name"]))
 
-    @staticmethod
-    def _check(location: str, param: dict[str, t.Any], value: t.Any) -> None:
+    def _check(self, location: str, param: dict[str, t.Any], value: t.Any) -> None:
         name = param["name"]
         if value is None:
             if param.get("required"):
                 raise Problem(400, f"the {location} parameter '{name}' is required", field=name)
             return
-        error = next(iter(_compile(param["schema"], Draft4Validator).iter_errors(value)), None)
+        compiled = self.compiled(param["schema"], Draft4Validator)
+        error = next(iter(compiled.iter_errors(value)), None)
         if error is not None:
             raise Problem(400, f"{location} parameter '{name}': {error.message}", field=name)
 
 
-_body_validators: dict[str, Any] = dict(cast(dict[str, Any], VALIDATOR_MAP["body"]))
-VALIDATORS: dict[str, Any] = {
-    **VALIDATOR_MAP,
-    "parameter": ParametersValidator,
-    "body": MediaTypeDict({**_body_validators, "*/*json": JSONBodyValidator}),
-}
+def validator_map() -> dict[str, Any]:
+    """Connexion's validators with ours, sharing one app's compiled schemas."""
+    schemas = CompiledSchemas()
+
+    class AppJSONBodyValidator(JSONBodyValidator):
+        compiled = schemas
+
+    class AppParametersValidator(ParametersValidator):
+        compiled = schemas
+
+    body: dict[str, Any] = dict(cast(dict[str, Any], VALIDATOR_MAP["body"]))
+    return {
+        **VALIDATOR_MAP,
+        "parameter": AppParametersValidator,
+        "body": MediaTypeDict({**body, "*/*json": AppJSONBodyValidator}),
+    }

@@ -1,8 +1,8 @@
 """Lists the changes to `openapi.yaml` since a base revision, and fails on breaking ones.
 
-    uv run python -m spec_diff                  # against the merge base with main (HEAD~ on main)
-    uv run python -m spec_diff --base v1.0.0    # against a release
-    uv run python -m spec_diff --allow-breaking # list them, but exit 0 (a deliberate break)
+    uv run python -m tools.spec_diff                   # against the merge base with main
+    uv run python -m tools.spec_diff --base v1.0.0     # against a release
+    uv run python -m tools.spec_diff --allow-breaking  # list them, but exit 0 (a deliberate break)
 
 Breaking: whatever a client written against the base can no longer rely on. An operation or
 response removed; a new required parameter, header or body property; a request value the base
@@ -334,7 +334,7 @@ def default_base() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spec_diff", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="tools.spec_diff", description=DESCRIPTION)
     parser.add_argument("--base", help="git revision to compare with (default: see above)")
     parser.add_argument("--spec", default=SPEC, help="the spec's path in the repository")
     parser.add_argument(

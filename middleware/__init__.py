@@ -1,0 +1,1 @@
+"""The ASGI layers a request meets before Connexion routes it, wired in order by `app.py`."""

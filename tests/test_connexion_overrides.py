@@ -1,0 +1,127 @@
+"""Each override of Connexion (listed in contract/__init__.py) still finds what it relies on.
+
+A Connexion upgrade that renames or removes one of these fails here, naming the override,
+instead of silently serving requests without it (or failing on the first request).
+"""
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from connexion.apps.asynchronous import AsyncApi, AsyncASGIApp, AsyncOperation
+from connexion.context import receive, scope
+from connexion.datastructures import MediaTypeDict
+from connexion.decorators import StarletteDecorator
+from connexion.frameworks.starlette import Starlette as StarletteFramework
+from connexion.middleware import ConnexionMiddleware
+from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.security import SECURITY_HANDLERS, AbstractSecurityHandler, ApiKeySecurityHandler
+from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
+
+from contract.operations import CONTENT_TYPES_LOGGER, PrebuiltAsyncApp, _PrebuiltApi
+from contract.validation import JSONBodyValidator, ParametersValidator, validator_map
+
+
+def parameters(function: Callable[..., Any]) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def test_prebuilt_operations_can_replace_the_api_class() -> None:
+    """operations.PrebuiltAsyncApp: `_middleware_app.api_cls`."""
+    assert AsyncASGIApp.api_cls is AsyncApi, "PrebuiltAsyncApp: api_cls moved"
+    app = PrebuiltAsyncApp(__name__)
+    assert app._middleware_app.api_cls is _PrebuiltApi, "PrebuiltAsyncApp: _middleware_app"
+
+
+def test_prebuilt_operations_find_the_api_operation_and_decorator_hooks() -> None:
+    """operations._PrebuiltApi, _PrebuiltOperation and _PrebuiltDecorator."""
+    assert parameters(AsyncApi.make_operation) == ["self", "operation"], "_PrebuiltApi"
+    assert isinstance(inspect.getattr_static(AsyncOperation, "fn"), property), "_PrebuiltOperation"
+    assert "_fn" in inspect.getsource(AsyncOperation.__init__), "_PrebuiltOperation: _fn"
+    assert {"pythonic_params", "jsonifier"} <= set(parameters(AsyncOperation.from_operation)), (
+        "_PrebuiltOperation: from_operation"
+    )
+    assert {"pythonic_params", "jsonifier"} <= set(parameters(StarletteDecorator.__init__)), (
+        "_PrebuiltDecorator: constructor"
+    )
+    assert isinstance(inspect.getattr_static(StarletteDecorator, "uri_parser"), property), (
+        "_PrebuiltDecorator: uri_parser"
+    )
+    assert callable(StarletteDecorator.decorate), "_PrebuiltDecorator: decorate"
+    assert StarletteDecorator.framework is StarletteFramework, "_PrebuiltDecorator: framework"
+    assert {"uri_parser", "scope", "receive"} <= set(parameters(StarletteFramework.get_request)), (
+        "_PrebuiltDecorator: framework.get_request"
+    )
+    assert scope is not None, "_PrebuiltDecorator: connexion.context.scope"
+    assert receive is not None, "_PrebuiltDecorator: connexion.context.receive"
+
+
+def test_the_api_key_handler_can_cache_its_signature_checks() -> None:
+    """operations._ApiKeyHandler: `AbstractSecurityHandler._accepts_kwarg`."""
+    accepts = inspect.getattr_static(AbstractSecurityHandler, "_accepts_kwarg")
+    assert isinstance(accepts, staticmethod), "_ApiKeyHandler: _accepts_kwarg"
+    assert parameters(AbstractSecurityHandler._accepts_kwarg) == ["func", "keyword"], (
+        "_ApiKeyHandler: _accepts_kwarg"
+    )
+    assert SECURITY_HANDLERS["apiKey"] is ApiKeySecurityHandler, "_ApiKeyHandler: apiKey"
+
+
+def test_the_response_validation_stage_can_be_left_out() -> None:
+    """operations._stages: `ConnexionMiddleware.default_middlewares`."""
+    assert ResponseValidationMiddleware in ConnexionMiddleware.default_middlewares, "_stages"
+
+
+def test_the_content_types_warning_comes_from_the_logger_we_quiet() -> None:
+    """operations.CONTENT_TYPES_LOGGER."""
+    from connexion.operations import openapi
+
+    assert openapi.logger.name == CONTENT_TYPES_LOGGER, "CONTENT_TYPES_LOGGER"
+    assert "this operation accepts multiple content types" in inspect.getsource(openapi), (
+        "CONTENT_TYPES_LOGGER: the message is gone; drop the override"
+    )
+    PrebuiltAsyncApp(__name__)
+    assert logging.getLogger(CONTENT_TYPES_LOGGER).level == logging.ERROR, "CONTENT_TYPES_LOGGER"
+
+
+def test_the_body_validator_overrides_what_connexion_calls() -> None:
+    """validation.JSONBodyValidator: `_parse`, `_validate`, `_schema`, `_nullable`."""
+    for hook in ("_parse", "_validate"):
+        assert hook in vars(JSONRequestBodyValidator), f"JSONBodyValidator: {hook}"
+    validator = JSONBodyValidator(
+        schema={"type": "object"}, nullable=False, encoding="utf-8", strict_validation=True
+    )
+    assert validator._schema == {"type": "object"}, "JSONBodyValidator: _schema"
+    assert validator._nullable is False, "JSONBodyValidator: _nullable"
+    assert isinstance(VALIDATOR_MAP["body"], MediaTypeDict), "VALIDATORS: body"
+    assert issubclass(validator_map()["body"]["application/json"], JSONBodyValidator), (
+        "validator_map: body"
+    )
+
+
+def test_the_parameter_validator_overrides_what_connexion_calls() -> None:
+    """validation.ParametersValidator: the constructor, `validate_request` and its helpers."""
+    assert parameters(ParameterValidator.__init__) == [
+        "self",
+        "parameters",
+        "uri_parser",
+        "strict_validation",
+        "security_query_params",
+    ], "ParametersValidator: __init__"
+    assert "validate_request" in vars(ParameterValidator), "ParametersValidator: validate_request"
+    assert callable(ParameterValidator.validate_query_parameter_list), (
+        "ParametersValidator: validate_query_parameter_list"
+    )
+    validator = ParametersValidator([], uri_parser=None, strict_validation=True)
+    for attribute in ("parameters", "strict_validation", "security_query_params"):
+        assert hasattr(validator, attribute), f"ParametersValidator: {attribute}"
+    assert issubclass(validator_map()["parameter"], ParametersValidator), "validator_map: parameter"
+
+
+def test_the_router_records_the_operation_where_the_middleware_reads_it() -> None:
+    """middleware.idempotency and observability.metrics: `scope["extensions"][ROUTING_CONTEXT]`."""
+    from connexion.middleware import routing
+
+    source = inspect.getsource(routing)
+    assert "extensions.setdefault(ROUTING_CONTEXT, {})" in source, "ROUTING_CONTEXT"
+    assert '"operation_id": self.operation_id' in source, "ROUTING_CONTEXT: operation_id"

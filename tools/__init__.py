@@ -1,0 +1,1 @@
+"""Reviewer and developer tools that are not the running service."""
