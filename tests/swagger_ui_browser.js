@@ -90,6 +90,18 @@ async function checks(page, task, report) {
   const heroPath = "/api/heroes/" + (await block.locator('input[placeholder="hero_id"]').inputValue());
   step("get the example hero", await execute(page, block, "GET", heroPath));
 
+  // Version 2, the RFC 9421 profile, picked in the page and verified by the live server.
+  await page.locator("#signing-version").selectOption("2");
+  block = await tryItOut(page, "GET", "/api/heroes");
+  step("list heroes, version 2", await execute(page, block, "GET", "/api/heroes"));
+  block = await tryItOut(page, "POST", "/api/teams");
+  await page.locator("#idempotency-new").check();
+  const fourth = JSON.stringify({ name: "Browser Team V2", headquarters: "Chromium" });
+  await block.locator("textarea.body-param__text").fill(fourth);
+  step("create team, version 2", await execute(page, block, "POST", "/api/teams"));
+  await page.locator("#idempotency-new").uncheck();
+  await page.locator("#signing-version").selectOption("1");
+
   block = await tryItOut(page, "GET", "/api/heroes");
   await setKey(page, task.wrong_key);
   step("wrong key", {

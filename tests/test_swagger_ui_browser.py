@@ -93,6 +93,19 @@ def test_a_create_gets_a_new_idempotency_key_when_the_person_asks(
     assert UUID(created["request_headers"]["idempotency-key"]).version == 4
 
 
+def test_version_2_picked_in_the_page_is_accepted_by_the_server(report: dict[str, Any]) -> None:
+    listed = step(report, "list heroes, version 2")
+    created = step(report, "create team, version 2")
+
+    assert (listed["status"], created["status"]) == (200, 201), (listed, created)
+    for sent in (listed, created):
+        assert sent["request_headers"]["signature-input"].startswith('sig1=("@method" "@path"')
+        assert "x-signature" not in sent["request_headers"]
+    # A body is bound through its digest, and the Idempotency-Key through the signature.
+    assert created["request_headers"]["content-digest"].startswith("sha-256=:")
+    assert '"idempotency-key"' in created["request_headers"]["signature-input"]
+
+
 def test_the_example_hero_id_exists(report: dict[str, Any]) -> None:
     hero = step(report, "get the example hero")
 
