@@ -25,6 +25,7 @@ import signing
 from access import AccessMiddleware
 from authentication import SignatureMiddleware, SignatureRejected
 from idempotency import IdempotencyMiddleware
+from lame_duck import DRAINING, lame_duck
 from operations import PrebuiltAsyncApp
 from persistence.database import LONE_STATEMENTS, create_engine, lone_statements
 from persistence.idempotency import purge_expired_keys
@@ -101,13 +102,16 @@ def create_app(
         # worker: taken out of the collector's view, a full collection no longer walks its
         # 100,000 objects (a 50 ms pause, felt by every request in flight).
         gc.freeze()
+        draining = asyncio.Event()
         try:
-            yield {
-                "engine": engine,
-                LONE_STATEMENTS: lone_statements(engine),
-                "settings": settings,
-                "metrics": telemetry,
-            }
+            with lame_duck(settings.lame_duck_seconds, draining):
+                yield {
+                    "engine": engine,
+                    LONE_STATEMENTS: lone_statements(engine),
+                    "settings": settings,
+                    "metrics": telemetry,
+                    DRAINING: draining,
+                }
         finally:
             gc.unfreeze()
             telemetry.close()

@@ -15,6 +15,8 @@ DEVELOPMENT_SECRET_KEY = "development-only-key-never-use-in-production"  # noqa:
 # The key of the README's worked example (`signing-vectors.json`): public, so never a real secret.
 WORKED_EXAMPLE_SECRET_KEY = "example-signing-key-0123456789abcdef"  # noqa: S105
 MIN_SECRET_KEY_BYTES = 32
+# Long enough for a load balancer checking readiness every second or two to take a replica out.
+DEFAULT_LAME_DUCK_SECONDS = 5.0
 # Setting any of these selects PostgreSQL; without them the service uses an embedded SQLite file.
 POSTGRES_SELECTORS = frozenset({"db_url", "db_host", "db_name", "db_user", "db_password"})
 ROOT = Path(__file__).resolve().parent
@@ -70,6 +72,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
 
     shutdown_grace_seconds: int = Field(default=10, ge=0, description="in-flight requests finish")
+    # None: DEFAULT_LAME_DUCK_SECONDS outside development, 0 (exit at once) with APP_DEBUG.
+    shutdown_lame_duck_seconds: float | None = Field(
+        default=None, ge=0, le=300, description="readiness fails, requests still served"
+    )
     idempotency_ttl_seconds: int = Field(
         default=86_400, ge=1, le=30 * 86_400, description="an Idempotency-Key is remembered"
     )
@@ -122,6 +128,12 @@ class Settings(BaseSettings):
             )
         path = self.sqlite_path if self.sqlite_path.is_absolute() else Path.cwd() / self.sqlite_path
         return URL.create("sqlite+aiosqlite", database=str(path))
+
+    @property
+    def lame_duck_seconds(self) -> float:
+        if self.shutdown_lame_duck_seconds is not None:
+            return self.shutdown_lame_duck_seconds
+        return 0.0 if self.debug else DEFAULT_LAME_DUCK_SECONDS
 
     @property
     def signing_key(self) -> bytes:

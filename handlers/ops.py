@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
 
 from handlers.representation import JSON, Reply
+from lame_duck import DRAINING
 from metrics import CONTENT_TYPE, Metrics, service_version
 from persistence.health import ping, schema_revisions
 from problems import RETRY_AFTER_SECONDS, Problem
@@ -68,6 +69,8 @@ async def health() -> Reply:
 
 
 async def ready() -> Reply:
+    if scope["state"][DRAINING].is_set():
+        raise _not_ready("the service is shutting down")
     return await health()
 
 
