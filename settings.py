@@ -2,7 +2,7 @@
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,6 +20,9 @@ DEFAULT_LAME_DUCK_SECONDS = 5.0
 # Setting any of these selects PostgreSQL; without them the service uses an embedded SQLite file.
 POSTGRES_SELECTORS = frozenset({"db_url", "db_host", "db_name", "db_user", "db_password"})
 ROOT = Path(__file__).resolve().parent
+# Each may instead be read from the file that `APP_<NAME>_FILE` names: Docker secrets and
+# Kubernetes Secret volumes mount files, which never show in `env` or `docker inspect`.
+SECRET_FILE_SETTINGS = ("secret_key", "secret_key_previous", "db_password")
 
 
 def _split_commas(value: object) -> object:
@@ -65,6 +68,9 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = None
     secret_key_previous: Annotated[list[SecretStr], NoDecode] = []
+    secret_key_file: Path | None = None
+    secret_key_previous_file: Path | None = None
+    db_password_file: Path | None = None
     timestamp_signing_threshold: int = Field(default=120_000, gt=0, le=3_600_000)
     # An int, not Literal[1, 2]: a Literal never matches the string an environment variable gives.
     signature_min_version: int = Field(default=1, ge=1, le=2)
@@ -81,6 +87,28 @@ class Settings(BaseSettings):
     )
     cors_origins: Annotated[list[str], NoDecode] = []
     validate_responses: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        values = dict(data)  # type: ignore[arg-type]
+        for name in SECRET_FILE_SETTINGS:
+            path = values.get(f"{name}_file")
+            if not path:
+                continue
+            variable = f"APP_{name.upper()}"
+            if values.get(name):
+                raise ValueError(f"set {variable} or {variable}_FILE, not both")
+            try:
+                # Editors and `echo` end a file with a newline that is no part of the secret.
+                secret = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise ValueError(f"{variable}_FILE: cannot read {path}: {error.strerror}") from None
+            if secret:
+                values[name] = secret
+        return values
 
     @field_validator("secret_key_previous", "cors_origins", mode="before")
     @classmethod
