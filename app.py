@@ -107,7 +107,7 @@ def create_app(
             with lame_duck(settings.lame_duck_seconds, draining):
                 yield {
                     "engine": engine,
-                    LONE_STATEMENTS: lone_statements(engine),
+                    LONE_STATEMENTS: lone_statements(engine, settings),
                     "settings": settings,
                     "metrics": telemetry,
                     DRAINING: draining,

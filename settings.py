@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     db_statement_timeout: int = Field(
         default=10_000, ge=0, description="ms per statement (0: none)"
     )
+    # PgBouncer in transaction pooling mode hands each transaction to any server connection:
+    # no named prepared statement outlives it, and no setting may ride in the startup packet.
+    db_pgbouncer: bool = False
     sqlite_path: Path = Path("var/backoffice.db")
 
     secret_key: SecretStr | None = None
