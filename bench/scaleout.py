@@ -30,13 +30,16 @@ from settings import ROOT
 
 BACKOFFICE = str(Path(sys.executable).parent / "backoffice")
 LIFETIME_SECONDS = 900
-STARTUP_SECONDS = 120
-# HAProxy marks a replica down after two failed checks: within 0.6 s of its lame duck starting.
+# Generous: five engineers share two cores here, and a replica can take a minute to import.
+STARTUP_SECONDS = 240
+# HAProxy marks a replica down after two failed checks, 0.6 s apart when the machine is idle;
+# a check answers slower on a busy one, so the lame duck leaves room for several.
 CHECK_INTERVAL_MS = 300
-LAME_DUCK_SECONDS = 1.5
+LAME_DUCK_SECONDS = 3.0
 INSTALL_HINT = "apt-get update && apt-get install -y haproxy pgbouncer (Debian packages)"
 AS_POSTGRES = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-SIGNALLED_EXIT_CODE = 128
+# Below the replicas' pools (5 each): a saturated replica's readiness check times out.
+CONNECTIONS = 8
 
 
 def missing_programs() -> list[str]:
@@ -188,7 +191,7 @@ class Rig:
                     "ignore_startup_parameters = extra_float_digits",
                     # While PostgreSQL restarts, clients wait in PgBouncer instead of failing.
                     "server_login_retry = 1",
-                    "query_wait_timeout = 10",
+                    "query_wait_timeout = 5",
                     f"logfile = {self.directory / 'pgbouncer.log'}",
                     "",
                 ]
@@ -218,6 +221,17 @@ class Rig:
             f" inter {CHECK_INTERVAL_MS} fall 2 rise 2"
             for r in self.replicas
         ]
+        # With no replica ready, HAProxy's own 503 says when to retry, as the service's do.
+        unavailable = self.directory / "503.http"
+        problem = (
+            b'{"type":"about:blank","title":"Service Unavailable","status":503,'
+            b'"detail":"no replica is ready, retry later"}'
+        )
+        unavailable.write_bytes(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+            b"Retry-After: 1\r\nCache-Control: no-cache\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(problem), problem)
+        )
         config = self.directory / "haproxy.cfg"
         config.write_text(
             "\n".join(
@@ -229,11 +243,15 @@ class Rig:
                     "    timeout connect 2s",
                     "    timeout client 30s",
                     "    timeout server 30s",
+                    # Without it a check times out after `inter` (300 ms): on a busy machine
+                    # every replica was marked down now and then, though each was ready.
+                    "    timeout check 3s",
                     # A connection refused before the request went out is tried elsewhere;
                     # a request once sent is never replayed (a POST may not be).
                     "    retries 3",
                     "    option redispatch",
                     "    retry-on conn-failure",
+                    f"    errorfile 503 {unavailable}",
                     "frontend api",
                     f"    bind 127.0.0.1:{self.port}",
                     "    default_backend replicas",
@@ -384,7 +402,7 @@ def measure(rig: Rig, seconds: float) -> list[dict[str, Any]]:
         results.append({"replicas": count} | result)
         print(
             f"{count} replica(s): {result['rps']:.0f} requests/s, p50 {result['p50_ms']:.1f} ms, "
-            f"p99 {result['p99_ms']:.1f} ms, errors {result['errors']}",
+            f"p99 {result['p99_ms']:.1f} ms, errors {result['errors']} {result['error_kinds']}",
             flush=True,
         )
     return results
