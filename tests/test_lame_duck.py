@@ -96,7 +96,8 @@ def test_a_second_sigterm_is_ignored_and_a_sigint_ends_the_lame_duck_at_once(
             while True:
                 httpx.get(f"{server.url}/health/live", timeout=1)
                 time.sleep(0.05)
-        assert server.wait(15) in (-signal.SIGTERM, -signal.SIGINT)
+        # The re-raised SIGINT becomes a KeyboardInterrupt, which `uvicorn.run` ends with 0.
+        assert server.wait(15) == 0
         assert time.monotonic() - stopped < 10
 
 
