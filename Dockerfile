@@ -23,7 +23,10 @@ RUN uv sync --locked --no-dev --group migrations
 # --- runtime: the code and its environment, no build tools, not root ---------------------
 FROM python:3.13-slim
 
-RUN groupadd --system app && useradd --system --gid app --home-dir /app --no-create-home app
+# A fixed, numeric id: Kubernetes' runAsUser (deploy/kubernetes) and hadolint's DL3066 both
+# need the number, which a name may not resolve to on the host.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home app
 
 WORKDIR /app
 # alembic.ini and migrations/ come along, so `alembic upgrade head` works inside the container.
@@ -32,7 +35,7 @@ COPY --from=builder --chown=app:app /app /app
 ENV PATH="/app/.venv/bin:$PATH" \
     PYTHONUNBUFFERED=1
 
-USER app
+USER 10001:10001
 EXPOSE 8000
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

@@ -31,6 +31,7 @@ from observability import logs, metrics
 from persistence.database import ENGINE, LONE_STATEMENTS, create_engine, lone_statements
 from persistence.idempotency import purge_expired_keys
 from persistence.signatures import purge_expired_signatures
+from server.lame_duck import DRAINING, lame_duck
 from settings import ROOT, Settings
 
 logger = logging.getLogger(__name__)
@@ -85,12 +86,15 @@ def create_app(
         # worker: taken out of the collector's view, a full collection no longer walks its
         # 100,000 objects (a 50 ms pause, felt by every request in flight).
         gc.freeze()
+        draining = asyncio.Event()
         try:
-            yield {
-                ENGINE: engine,
-                LONE_STATEMENTS: lone_statements(engine),
-                "metrics": telemetry,
-            }
+            with lame_duck(settings.lame_duck_seconds, draining):
+                yield {
+                    ENGINE: engine,
+                    LONE_STATEMENTS: lone_statements(engine, settings),
+                    "metrics": telemetry,
+                    DRAINING: draining,
+                }
         finally:
             gc.unfreeze()
             telemetry.close()

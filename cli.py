@@ -200,23 +200,49 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
         signing_key=_describe_key(settings),
         workers=workers,
     )
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "server_header": False,
+        "access_log": False,
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        # uvicorn's 5 s default killed workers still importing on a loaded 2-core machine.
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
+    }
     with _shared_metrics(1 if reload else workers):
-        uvicorn.run(
-            "app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=None if reload else workers,
-            reload=reload,
-            reload_dirs=[str(ROOT)] if reload else None,
-            app_dir=str(ROOT),
-            log_config=None,
-            server_header=False,
-            access_log=False,
-            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-            # uvicorn's 5 s default killed workers still importing on a loaded 2-core machine.
-            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
-        )
+        if workers == 1 or reload:
+            uvicorn.run(
+                "app:create_app",
+                reload=reload,
+                reload_dirs=[str(ROOT)] if reload else None,
+                app_dir=str(ROOT),
+                **options,
+            )
+            return
+        # What `uvicorn.run(app_dir=...)` does, for the workers to import `app` from here.
+        sys.path.insert(0, str(ROOT))
+        config = uvicorn.Config("app:create_app", workers=workers, **options)
+        _run_workers(config)
+
+
+def _run_workers(config: Any) -> None:
+    from uvicorn.supervisors import Multiprocess
+
+    class Workers(Multiprocess):
+        """uvicorn's supervisor, letting go of the listening socket as it signals the workers.
+
+        Otherwise the parent keeps it open until the last worker has drained: the kernel goes
+        on accepting connections that no worker will ever read, and resets them at the end.
+        """
+
+        def terminate_all(self) -> None:
+            super().terminate_all()
+            for sock in self.sockets:
+                sock.close()
+
+    Workers(config, sockets=[config.bind_socket()]).run()
 
 
 @cli.command()

@@ -2,7 +2,7 @@
 
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -17,9 +17,14 @@ DEVELOPMENT_SECRET_KEY = "development-only-key-never-use-in-production"  # noqa:
 # The key of the README's worked example (`signing-vectors.json`): public, so never a real secret.
 WORKED_EXAMPLE_SECRET_KEY = "example-signing-key-0123456789abcdef"  # noqa: S105
 MIN_SECRET_KEY_BYTES = 32
+# Long enough for a load balancer checking readiness every second or two to take a replica out.
+DEFAULT_LAME_DUCK_SECONDS = 5.0
 # Setting any of these selects PostgreSQL; without them the service uses an embedded SQLite file.
 POSTGRES_SELECTORS = frozenset({"db_url", "db_host", "db_name", "db_user", "db_password"})
 ROOT = Path(__file__).resolve().parent
+# Each may instead be read from the file that `APP_<NAME>_FILE` names: Docker secrets and
+# Kubernetes Secret volumes mount files, which never show in `env` or `docker inspect`.
+SECRET_FILE_SETTINGS = ("secret_key", "secret_key_previous", "db_password")
 
 
 def _split_commas(value: object) -> object:
@@ -61,10 +66,16 @@ class Settings(BaseSettings):
     db_statement_timeout: int = Field(
         default=10_000, ge=0, description="ms per statement (0: none)"
     )
+    # PgBouncer in transaction pooling mode hands each transaction to any server connection:
+    # no named prepared statement outlives it, and no setting may ride in the startup packet.
+    db_pgbouncer: bool = False
     sqlite_path: Path = Path("var/backoffice.db")
 
     secret_key: SecretStr | None = None
     secret_key_previous: Annotated[list[SecretStr], NoDecode] = []
+    secret_key_file: Path | None = None
+    secret_key_previous_file: Path | None = None
+    db_password_file: Path | None = None
     timestamp_signing_threshold: int = Field(default=120_000, gt=0, le=3_600_000)
     # An int, not Literal[1, 2]: a Literal never matches the string an environment variable gives.
     signature_min_version: int = Field(default=1, ge=1, le=2)
@@ -72,6 +83,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
 
     shutdown_grace_seconds: int = Field(default=10, ge=0, description="in-flight requests finish")
+    # None: DEFAULT_LAME_DUCK_SECONDS outside development, 0 (exit at once) with APP_DEBUG.
+    shutdown_lame_duck_seconds: float | None = Field(
+        default=None, ge=0, le=300, description="readiness fails, requests still served"
+    )
     idempotency_ttl_seconds: int = Field(
         default=86_400, ge=1, le=30 * 86_400, description="an Idempotency-Key is remembered"
     )
@@ -80,6 +95,28 @@ class Settings(BaseSettings):
     cache_max_age: int = Field(default=0, ge=0, le=86_400)
     cors_origins: Annotated[list[str], NoDecode] = []
     validate_responses: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        values = dict(data)  # type: ignore[arg-type]
+        for name in SECRET_FILE_SETTINGS:
+            path = values.get(f"{name}_file")
+            if not path:
+                continue
+            variable = f"APP_{name.upper()}"
+            if values.get(name):
+                raise ValueError(f"set {variable} or {variable}_FILE, not both")
+            try:
+                # Editors and `echo` end a file with a newline that is no part of the secret.
+                secret = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise ValueError(f"{variable}_FILE: cannot read {path}: {error.strerror}") from None
+            if secret:
+                values[name] = secret
+        return values
 
     @field_validator("secret_key_previous", "cors_origins", mode="before")
     @classmethod
@@ -140,6 +177,12 @@ class Settings(BaseSettings):
             )
         path = self.sqlite_path if self.sqlite_path.is_absolute() else Path.cwd() / self.sqlite_path
         return URL.create("sqlite+aiosqlite", database=str(path))
+
+    @property
+    def lame_duck_seconds(self) -> float:
+        if self.shutdown_lame_duck_seconds is not None:
+            return self.shutdown_lame_duck_seconds
+        return 0.0 if self.debug else DEFAULT_LAME_DUCK_SECONDS
 
     @property
     def signing_key(self) -> bytes:

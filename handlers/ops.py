@@ -16,6 +16,7 @@ from handlers.representation import JSON, Reply
 from observability.metrics import CONTENT_TYPE, Metrics, service_version
 from persistence.database import ENGINE
 from persistence.health import ping, schema_revisions
+from server.lame_duck import DRAINING
 from settings import ROOT
 
 # A probe must answer before the orchestrator's own timeout, even when the database hangs.
@@ -69,6 +70,8 @@ async def health() -> Reply:
 
 
 async def ready() -> Reply:
+    if scope["state"][DRAINING].is_set():
+        raise _not_ready("the service is shutting down")
     return await health()
 
 

@@ -2,6 +2,7 @@
 migrations; a request's database work gets its connection here, and only here."""
 
 import time
+import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -40,6 +41,9 @@ def create_engine(
                 "statement_timeout": str(settings.db_statement_timeout),
             },
         }
+        if settings.db_pgbouncer:
+            url = url.update_query_dict({"prepared_statement_cache_size": "0"})
+            options["connect_args"] |= _through_pgbouncer(settings)
     if pooled:
         options |= {
             "pool_size": settings.db_pool_size,
@@ -57,8 +61,24 @@ def create_engine(
     return engine
 
 
+def _through_pgbouncer(settings: Settings) -> dict[str, Any]:
+    """asyncpg's options for PgBouncer's transaction pooling (SQLAlchemy's asyncpg notes).
+
+    A prepared statement lives on the server connection that prepared it, which the next
+    transaction may not get: nothing is cached (asyncpg's cache, SQLAlchemy's), and each
+    statement gets a name of its own so that two clients never collide on `__asyncpg_stmt_1__`.
+    PgBouncer 1.18 refuses a startup packet carrying `statement_timeout`; set it on the role
+    instead (`ALTER ROLE ... SET statement_timeout`): `command_timeout` still bounds the wait.
+    """
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
+        "server_settings": {"application_name": settings.name},
+    }
+
+
 type Opener = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
-# Where the app's lifespan state keeps the engine, and `lone_statements(engine)`.
+# Where the app's lifespan state keeps the engine, and `lone_statements(engine, settings)`.
 ENGINE = "engine"
 LONE_STATEMENTS = "lone_statements"
 
@@ -73,14 +93,16 @@ type RequestScope = Any
 OPEN_TRANSACTION = "open_transaction"
 
 
-def lone_statements(engine: AsyncEngine) -> Opener:
+def lone_statements(engine: AsyncEngine, settings: Settings) -> Opener:
     """How to open a connection for work that is one statement, which is its own transaction.
 
     On PostgreSQL a single statement is atomic by itself, so it runs without BEGIN and COMMIT:
     two round trips fewer, a third of a simple request's database time. SQLite keeps its
     explicit transaction: `BEGIN IMMEDIATE` is what takes its write lock up front.
     """
-    if engine.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite" or settings.db_pgbouncer:
+        # Through PgBouncer too: outside a transaction, the statement asyncpg prepares and the
+        # one it then executes may go to two different server connections.
         return engine.begin
     return engine.execution_options(isolation_level="AUTOCOMMIT").connect
 

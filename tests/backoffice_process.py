@@ -50,7 +50,13 @@ class BackofficeServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.stderr = stderr
-        self.environment = {**os.environ, "APP_LOG_LEVEL": "WARNING", **environment}
+        # No lame duck unless a test asks for one: stopping a server would take seconds more.
+        self.environment = {
+            **os.environ,
+            "APP_LOG_LEVEL": "WARNING",
+            "APP_SHUTDOWN_LAME_DUCK_SECONDS": "0",
+            **environment,
+        }
         self.command = [
             "timeout",
             str(lifetime_seconds),

@@ -132,6 +132,27 @@ class TestCompose:
         assert used <= settings
         assert used <= example
 
+    def test_the_secrets_are_files_mounted_in_run_secrets_and_never_taken_from_env(
+        self,
+    ) -> None:
+        found = services()
+        declared = compose()["secrets"]
+        assert declared == {
+            name: {"file": f"./secrets/{name}"}
+            for name in ("app_secret_key", "app_secret_key_previous", "db_password")
+        }
+        for name in ("migrate", "app"):
+            environment = found[name]["environment"]
+            assert set(found[name]["secrets"]) == set(declared)
+            for secret in declared:
+                variable = "APP_" + secret.removeprefix("app_").upper()
+                assert environment[f"{variable}_FILE"] == f"/run/secrets/{secret}"
+                assert environment[variable] == ""  # hides a value .env may hold
+        assert found["db"]["secrets"] == ["db_password"]
+        assert found["db"]["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db_password"
+        assert "secrets/" in (ROOT / ".gitignore").read_text().splitlines()
+        assert "secrets/" in (ROOT / ".dockerignore").read_text().splitlines()
+
     def test_prometheus_and_grafana_mount_files_that_exist(self) -> None:
         for name in ("prometheus", "grafana"):
             for volume in services()[name]["volumes"]:

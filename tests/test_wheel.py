@@ -21,6 +21,7 @@ SERVICE = {
     "observability",
     "openapi.yaml",
     "persistence",
+    "server",
     "settings.py",
     "signing.py",
     "swagger",

@@ -1,0 +1,1 @@
+"""How the process serves: what uvicorn is asked to do around the application."""

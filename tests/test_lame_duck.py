@@ -1,0 +1,110 @@
+"""SIGTERM on a real `backoffice serve`: readiness fails at once, requests are still served for
+the lame-duck period, and only then does the listener close."""
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import URL
+
+from settings import Settings
+from tests.backoffice_process import AsyncSignedClient, BackofficeServer, signed_server_environment
+from tests.conftest import TEST_KEY, fresh_postgres_database
+from tests.problem_assertions import assert_problem
+
+pytestmark = pytest.mark.slow
+
+LAME_DUCK_SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def database(postgres_server: URL) -> Iterator[str]:
+    for url in fresh_postgres_database(postgres_server):
+        yield url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def signed_get(url: str, path: str) -> httpx.Response:
+    async def once() -> httpx.Response:
+        client = AsyncSignedClient(url, TEST_KEY, timeout=5)
+        try:
+            return await client.get(path)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(once())
+
+
+def refuses_connections(url: str) -> bool:
+    """True once nothing listens; a connection accepted and then reset fails the test."""
+    try:
+        httpx.get(f"{url}/health/live", timeout=3)
+    except httpx.ConnectError:
+        return True
+    except httpx.TimeoutException:
+        return False  # a slow answer on a loaded machine: still listening
+    return False
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_fails_readiness_at_once_and_serves_until_the_lame_duck_ends(
+    database: str, tmp_path: Path, workers: int
+) -> None:
+    environment = signed_server_environment(
+        database, TEST_KEY, APP_SHUTDOWN_LAME_DUCK_SECONDS=str(LAME_DUCK_SECONDS)
+    )
+    with BackofficeServer(environment, tmp_path / "server.log", workers=workers) as server:
+        assert httpx.get(f"{server.url}/health/ready").status_code == 200
+        server.terminate()
+        signalled = time.monotonic()
+        time.sleep(0.3)
+
+        ready = httpx.get(f"{server.url}/health/ready")
+        served = signed_get(server.url, "/api/heroes")
+        assert time.monotonic() - signalled < LAME_DUCK_SECONDS
+
+        assert_problem(ready, 503, "the service is shutting down")
+        assert ready.headers["retry-after"] == "1"
+        assert served.status_code == 200
+        while not refuses_connections(server.url):
+            assert time.monotonic() - signalled < LAME_DUCK_SECONDS + 10
+            time.sleep(0.05)
+        assert time.monotonic() - signalled >= LAME_DUCK_SECONDS - 0.2
+        # One worker re-raises the SIGTERM it was handed; uvicorn's supervisor exits with 0.
+        assert server.wait(15) == (-signal.SIGTERM if workers == 1 else 0)
+
+
+def test_a_second_sigterm_is_ignored_and_a_sigint_ends_the_lame_duck_at_once(
+    database: str, tmp_path: Path
+) -> None:
+    environment = signed_server_environment(database, TEST_KEY, APP_SHUTDOWN_LAME_DUCK_SECONDS="60")
+    with BackofficeServer(environment, tmp_path / "server.log") as server:
+        server.terminate()
+        time.sleep(0.5)
+        server.terminate()
+        time.sleep(0.5)
+        assert httpx.get(f"{server.url}/health/ready").status_code == 503
+        assert server.process is not None
+        server.process.send_signal(signal.SIGINT)
+        stopped = time.monotonic()
+
+        with contextlib.suppress(httpx.TransportError):
+            while True:
+                httpx.get(f"{server.url}/health/live", timeout=1)
+                time.sleep(0.05)
+        # The re-raised SIGINT becomes a KeyboardInterrupt, which `uvicorn.run` ends with 0.
+        assert server.wait(15) == 0
+        assert time.monotonic() - stopped < 10
+
+
+def test_the_lame_duck_lasts_a_few_seconds_outside_development_and_none_in_it() -> None:
+    production = Settings(_env_file=None, secret_key="k" * 32)  # type: ignore[call-arg]
+    development = Settings(_env_file=None, debug=True)  # type: ignore[call-arg]
+    chosen = Settings(_env_file=None, debug=True, shutdown_lame_duck_seconds=1.5)  # type: ignore[call-arg]
+
+    assert (production.lame_duck_seconds, development.lame_duck_seconds) == (5.0, 0.0)
+    assert chosen.lame_duck_seconds == 1.5
