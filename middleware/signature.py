@@ -31,7 +31,7 @@ from middleware.request_body import (
     read_body,
     replaying,
 )
-from persistence.database import LONE_STATEMENTS, Opener
+from persistence.database import lone_statement
 from persistence.signatures import record_signature
 from settings import Settings
 
@@ -417,7 +417,7 @@ class SignatureMiddleware:
         if claim is not None:
             self.verifier.check_signature(scope, claim, body)
             if self.verifier.needs_replay_check(scope["method"]):
-                await self._accept_once(scope["state"], claim)
+                await self._accept_once(scope, claim)
             scope[VERIFIED] = claim.version
             if path.endswith("/"):
                 # No /api path ends in "/": answered here, not redirected by the router to a
@@ -425,13 +425,15 @@ class SignatureMiddleware:
                 raise Problem(404, f"no resource at {path}")
         await self.app(scope, replaying(body, receive), send)
 
-    async def _accept_once(self, state: Mapping[str, Any], claim: Claim) -> None:
-        connect: Opener = state[LONE_STATEMENTS]
+    async def _accept_once(self, scope: Scope, claim: Claim) -> None:
+        """Record the signature in a statement of its own, committed before the handler runs
+        (no transaction is open yet at this layer): a request that then fails has still used it.
+        """
         # A signature stays acceptable until its timestamp leaves the window; remember it as long.
         expires_at = datetime.fromtimestamp(claim.signed_at_ms / 1000, UTC) + self.window
         # The digest of the decoded bytes: the same signature in upper-case hex (version 1), or
         # with other whitespace or parameters (version 2), is the same key.
-        async with connect() as conn:
+        async with lone_statement(scope) as conn:
             first_use = await record_signature(
                 conn=conn, digest=hashlib.sha256(claim.signature).digest(), expires_at=expires_at
             )
