@@ -34,7 +34,9 @@ async function tryItOut(page, method, path) {
   if (!(await block.locator(".opblock-body").isVisible())) {
     await block.locator(".opblock-summary").first().click();
   }
-  const button = block.locator("button.try-out__btn");
+  // Once tried out, a POST's block has a second such button (its body editor's): the first
+  // one is the operation's own.
+  const button = block.locator("button.try-out__btn").first();
   if ((await button.textContent()).trim() === "Try it out") await button.click();
   await block.locator("button.execute").waitFor();
   return block;
