@@ -1,6 +1,5 @@
 """The `backoffice` command: serve, migrate, seed, and call the API with signed requests."""
 
-import asyncio
 import contextlib
 import json
 import os
@@ -15,11 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 
-import signing
 from settings import DEVELOPMENT_SECRET_KEY, ROOT, DatabaseSettings, Settings
 
-# Alembic, SQLAlchemy, uvicorn and httpx are imported by the commands that use them, so that
-# `backoffice call` and `--help` start in a fraction of a second.
+# Alembic, SQLAlchemy, uvicorn, httpx, asyncio and the signing library are imported by the
+# commands that use them, so that `backoffice call` and `--help` start in a fraction of a second.
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -68,6 +66,8 @@ def _describe_key(settings: Settings) -> str:
 
 def database_ready(settings: Settings, *, create_missing: bool, tracebacks: bool) -> None:
     """Stop with a short message naming the setting when the database cannot be used."""
+    import asyncio
+
     from persistence.provisioning import DatabaseUnreachable, prepare_database
 
     try:
@@ -150,6 +150,8 @@ def seed() -> None:
 
 
 def _seed(settings: Settings) -> None:
+    import asyncio
+
     from persistence.database import create_engine
     from persistence.demo import seed as seed_demo
 
@@ -341,6 +343,8 @@ def _send(
     method: str, url: str, body: bytes, headers: dict[str, str], settings: Settings, version: int
 ) -> None:
     import httpx
+
+    import signing
 
     sign_version: signing.Version = 2 if version == 2 else 1
     try:
