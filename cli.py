@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from settings import DEVELOPMENT_SECRET_KEY, ROOT, DatabaseSettings, Settings
 
-# Alembic, SQLAlchemy, uvicorn, httpx, asyncio and the signing library are imported by the
+# Alembic, SQLAlchemy, uvicorn, asyncio and the signing library are imported by the
 # commands that use them, so that `backoffice call` and `--help` start in a fraction of a second.
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -339,45 +339,55 @@ def call(
     _send(method.upper(), url.rstrip("/") + path, body, headers, settings, version)
 
 
+# What a client leaves unescaped in a path and in a query (RFC 3986), as httpx and browsers do:
+# version 2 signs the target as it goes on the wire.
+PATH_SAFE = "/:@!$&'()*+,;=%"
+QUERY_SAFE = PATH_SAFE + "?"
+
+
 def _send(
     method: str, url: str, body: bytes, headers: dict[str, str], settings: Settings, version: int
 ) -> None:
-    import httpx
+    # The standard library's client: httpx alone took a fifth of a second to import (its own
+    # command line pulls in click and rich), for one request.
+    import http.client
+    from urllib.parse import quote, urlsplit
 
     import signing
 
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        typer.secho(f"not a valid URL: {url} (http:// or https:// and a host)", fg="red", err=True)
+        raise typer.Exit(2)
+    target = quote(parts.path or "/", safe=PATH_SAFE)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=QUERY_SAFE)
     sign_version: signing.Version = 2 if version == 2 else 1
-    try:
-        request = httpx.Request(method, url, content=body, headers=headers)
-    except httpx.InvalidURL as error:
-        typer.secho(f"not a valid URL: {url} ({error})", fg="red", err=True)
-        raise typer.Exit(2) from None
-    # Version 2 signs the target as it goes on the wire, after httpx has percent-encoded it.
-    target = request.url.raw_path.decode("ascii")
-    request.headers.update(
-        signing.signed_headers(
-            method, target, body, settings.signing_key, sign_version, headers=headers
-        )
+    headers |= signing.signed_headers(
+        method, target, body, settings.signing_key, sign_version, headers=headers
     )
+    connect = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connect(parts.hostname, parts.port, timeout=30)
     try:
-        with httpx.Client(timeout=30) as client:
-            response = client.send(request)
-    except httpx.HTTPError as error:
+        connection.request(method, target, body=body or None, headers=headers)
+        response = connection.getresponse()
+        content = response.read()
+    except (OSError, http.client.HTTPException) as error:
         typer.secho(f"could not reach {url}: {error}", fg="red", err=True)
         raise typer.Exit(3) from None
-    typer.secho(
-        f"HTTP {response.status_code} {response.reason_phrase}",
-        fg="green" if response.is_success else "red",
-    )
+    finally:
+        connection.close()
+    failed = response.status >= 400
+    typer.secho(f"HTTP {response.status} {response.reason}", fg="red" if failed else "green")
     for name in ("location", "etag", "retry-after", "x-request-id"):
-        if name in response.headers:
-            typer.echo(f"{name}: {response.headers[name]}")
-    if response.content:
+        if (value := response.getheader(name)) is not None:
+            typer.echo(f"{name}: {value}")
+    if content:
         try:
-            typer.echo(json.dumps(response.json(), indent=2, ensure_ascii=False))
+            typer.echo(json.dumps(json.loads(content), indent=2, ensure_ascii=False))
         except ValueError:
-            typer.echo(response.text)
-    if response.status_code >= 400:
+            typer.echo(content.decode(errors="replace"))
+    if failed:
         raise typer.Exit(1)
 
 

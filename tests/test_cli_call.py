@@ -252,3 +252,14 @@ def test_a_set_key_gives_no_warning(live_server: str, tmp_path: Path) -> None:
     )
 
     assert (run.returncode, run.stderr) == (0, "")
+
+
+def test_a_server_url_that_is_not_http_is_one_line(tmp_path: Path) -> None:
+    run = installed_call(
+        "GET", "/api/heroes", "--url", "ftp://127.0.0.1", cwd=tmp_path, APP_SECRET_KEY=KEY
+    )
+
+    assert (run.returncode, run.stdout) == (2, "")
+    assert run.stderr == (
+        "not a valid URL: ftp://127.0.0.1/api/heroes (http:// or https:// and a host)\n"
+    )
