@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Generator
 from pathlib import Path
 
 
@@ -78,3 +79,14 @@ class PrivateCluster:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_cluster(*, password: str | None = None) -> Generator[PrivateCluster]:
+    """A started private cluster, destroyed afterwards: what each test module's fixture yields."""
+    cluster = PrivateCluster().init(password=password)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()

@@ -19,7 +19,7 @@ from sqlalchemy import URL
 
 from tests.backoffice_process import BACKOFFICE, free_port
 from tests.conftest import TEST_KEY
-from tests.postgres_cluster import PrivateCluster
+from tests.postgres_cluster import PrivateCluster, running_cluster
 
 PASSWORD = "a-password-that-must-never-be-printed"
 HINT = "(APP_DEBUG=true shows the full traceback)\n"
@@ -49,12 +49,8 @@ def silent_server() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def password_cluster() -> Iterator[PrivateCluster]:
-    cluster = PrivateCluster().init(password=PASSWORD)
-    cluster.start()
-    try:
+    with running_cluster(password=PASSWORD) as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 def test_a_refused_port_names_the_url_setting_and_what_failed(tmp_path: Path) -> None:

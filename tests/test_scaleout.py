@@ -21,7 +21,7 @@ import signing
 from bench.scaleout import INSTALL_HINT, Rig, missing_programs
 from tests.backoffice_process import AsyncSignedClient, BackofficeServer, signed_server_environment
 from tests.conftest import TEST_KEY
-from tests.postgres_cluster import PrivateCluster
+from tests.postgres_cluster import PrivateCluster, running_cluster
 from tests.problem_assertions import assert_problem
 
 pytestmark = pytest.mark.slow
@@ -39,12 +39,8 @@ BOUNDS = {
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PrivateCluster]:
-    private = PrivateCluster().init()
-    private.start()
-    try:
+    with running_cluster() as private:
         yield private
-    finally:
-        private.destroy()
 
 
 @pytest.fixture(scope="module")
