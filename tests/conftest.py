@@ -165,3 +165,19 @@ def live_server(
     log = tmp_path_factory.mktemp("live-server") / "server.log"
     with BackofficeServer(signed_server_environment(database, TEST_KEY), log) as server:
         yield server.url
+
+
+@pytest.fixture(scope="module")
+def live_api(postgres_server: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`backoffice serve` on a fresh PostgreSQL database of its own, validating its responses:
+    for the clients that generate from the spec and run their flow against it."""
+    from tests.backoffice_process import BackofficeServer, signed_server_environment
+
+    database = fresh_postgres_database(postgres_server)
+    url = next(database).render_as_string(hide_password=False)
+    environment = signed_server_environment(url, TEST_KEY, APP_VALIDATE_RESPONSES="true")
+    try:
+        with BackofficeServer(environment, tmp_path_factory.mktemp("api") / "server.log") as server:
+            yield server.url
+    finally:
+        next(database, None)  # past its `yield`: drops the database

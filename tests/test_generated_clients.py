@@ -20,17 +20,14 @@ import re
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import URL
 
 from app import SPEC
 from settings import ROOT
-from tests.backoffice_process import BackofficeServer, signed_server_environment
-from tests.conftest import TEST_KEY, fresh_postgres_database
+from tests.conftest import TEST_KEY
 from tests.node_packages import npm_ci
 
 GENERATORS = ROOT / "clients" / "generators"
@@ -108,19 +105,6 @@ def python_generators() -> Path:
     """The generators' own environment from its lock file: the `bin` folder of its venv."""
     run(uv(), "sync", "--locked", "--quiet", cwd=PYTHON_GENERATORS)
     return PYTHON_GENERATORS / ".venv" / "bin"
-
-
-@pytest.fixture(scope="module")
-def live_api(postgres_server: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`backoffice serve` on a fresh PostgreSQL database, validating its own responses."""
-    database = fresh_postgres_database(postgres_server)
-    url = next(database).render_as_string(hide_password=False)
-    environment = signed_server_environment(url, TEST_KEY, APP_VALIDATE_RESPONSES="true")
-    try:
-        with BackofficeServer(environment, tmp_path_factory.mktemp("gen") / "server.log") as server:
-            yield server.url
-    finally:
-        next(database, None)  # past its `yield`: drops the database
 
 
 PYRIGHT = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pyright"]

@@ -9,15 +9,12 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import URL
 
 from settings import ROOT
-from tests.backoffice_process import BackofficeServer, signed_server_environment
-from tests.conftest import TEST_KEY, fresh_postgres_database
+from tests.conftest import TEST_KEY
 from tests.node_packages import npm_ci
 from tests.signature_support import VECTORS_FILE
 
@@ -48,19 +45,6 @@ def node_bin() -> Path:
     shutil.rmtree(CLIENT / "dist", ignore_errors=True)
     run(binaries / "tsc", "--outDir", "dist")
     return binaries
-
-
-@pytest.fixture(scope="module")
-def live_api(postgres_server: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`backoffice serve` on a fresh PostgreSQL database, validating its own responses."""
-    database = fresh_postgres_database(postgres_server)
-    url = next(database).render_as_string(hide_password=False)
-    environment = signed_server_environment(url, TEST_KEY, APP_VALIDATE_RESPONSES="true")
-    try:
-        with BackofficeServer(environment, tmp_path_factory.mktemp("ts") / "server.log") as server:
-            yield server.url
-    finally:
-        next(database, None)  # past its `yield`: drops the database
 
 
 def test_generated_types_and_the_example_program_type_check(node_bin: Path) -> None:
