@@ -21,8 +21,6 @@ REQUEST_ID_HEADER = b"x-request-id"
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
 access_log = structlog.get_logger("access")
-# The standard library's logger behind `access_log`: its level decides whether a line is logged.
-access_logger = logging.getLogger("access")
 
 
 def request_id_from(scope: Scope) -> bytes:
@@ -92,10 +90,6 @@ class AccessMiddleware:
             operation, method if method in METHODS else "other", status, seconds
         )
         level = logging.INFO if status < 500 else logging.WARNING
-        # structlog's `filter_by_level` would drop the line anyway: asking first saves building
-        # it on every request when the level is above INFO.
-        if not access_logger.isEnabledFor(level):
-            return
         client = scope.get("client")
         access_log.log(
             level,
