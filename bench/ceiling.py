@@ -83,15 +83,20 @@ class Ceiling:
             return None
         return claimed
 
-    async def accept_once(self, conn: PoolConnectionProxy, stamp: str, claimed: bytes) -> bool:
+    def used_signature(self, stamp: str, claimed: bytes) -> dict[str, Any]:
+        """The `used_signatures` row of a signature, kept until it could no longer verify."""
         expires_at = datetime.fromtimestamp(int(stamp) / 1000, UTC) + timedelta(
             milliseconds=self.window_ms
         )
+        return {"digest": hashlib.sha256(claimed).digest(), "expires_at": expires_at}
+
+    async def accept_once(self, conn: PoolConnectionProxy, stamp: str, claimed: bytes) -> bool:
+        record = self.used_signature(stamp, claimed)
         status = await conn.execute(
             "INSERT INTO used_signatures (digest, expires_at) VALUES ($1, $2) "
             "ON CONFLICT (digest) DO NOTHING",
-            hashlib.sha256(claimed).digest(),
-            expires_at,
+            record["digest"],
+            record["expires_at"],
         )
         return status == "INSERT 0 1"
 
