@@ -83,15 +83,20 @@ class Ceiling:
             return None
         return claimed
 
-    async def accept_once(self, conn: PoolConnectionProxy, stamp: str, claimed: bytes) -> bool:
+    def used_signature(self, stamp: str, claimed: bytes) -> dict[str, Any]:
+        """The `used_signatures` row of a signature, kept until it could no longer verify."""
         expires_at = datetime.fromtimestamp(int(stamp) / 1000, UTC) + timedelta(
             milliseconds=self.window_ms
         )
+        return {"digest": hashlib.sha256(claimed).digest(), "expires_at": expires_at}
+
+    async def accept_once(self, conn: PoolConnectionProxy, stamp: str, claimed: bytes) -> bool:
+        record = self.used_signature(stamp, claimed)
         status = await conn.execute(
             "INSERT INTO used_signatures (digest, expires_at) VALUES ($1, $2) "
             "ON CONFLICT (digest) DO NOTHING",
-            hashlib.sha256(claimed).digest(),
-            expires_at,
+            record["digest"],
+            record["expires_at"],
         )
         return status == "INSERT 0 1"
 
@@ -114,13 +119,17 @@ class Ceiling:
         return endpoint
 
 
-# The statements, shared with the floor (`bench/floor.py`): on a pool or on one of its connections.
+# The statements, shared with the floor (`bench/floor.py`): on a pool or on one of its connections,
+# each answering `(body, status, headers)` as a Connexion handler does.
 type Queries = asyncpg.Pool | PoolConnectionProxy
+type Answer = tuple[Any, int, dict[str, str]]
+
+NOT_FOUND: Answer = ({"title": "Not Found", "status": 404}, 404, {})
 
 
 async def read_page(
     conn: Queries, *, limit: int, team_id: int | None, name: str | None, cursor: str | None
-) -> Response:
+) -> Answer:
     conditions: list[str] = []
     arguments: list[Any] = []
     for condition, value in (
@@ -139,20 +148,20 @@ async def read_page(
     )
     next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
     items = [_public(row) for row in rows[:limit]]
-    return json_response({"items": items, "next_cursor": next_cursor})
+    return {"items": items, "next_cursor": next_cursor}, 200, {}
 
 
-async def read_hero(conn: Queries, hero_id: int) -> Response:
+async def read_hero(conn: Queries, hero_id: int) -> Answer:
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM heroes WHERE heroes.id = $1",  # noqa: S608
         hero_id,
     )
     if row is None:
-        return json_response({"title": "Not Found", "status": 404}, 404)
-    return json_response(_public(row), headers={"ETag": f'"{row["version"]}"'})
+        return NOT_FOUND
+    return _public(row), 200, {"ETag": f'"{row["version"]}"'}
 
 
-async def insert_hero(conn: Queries, hero: dict[str, Any]) -> Response:
+async def insert_hero(conn: Queries, hero: dict[str, Any]) -> Answer:
     now = datetime.now(UTC)
     row = await conn.fetchrow(
         "INSERT INTO heroes (name, secret_name, age, team_id, version, created_at, updated_at) "  # noqa: S608
@@ -165,10 +174,10 @@ async def insert_hero(conn: Queries, hero: dict[str, Any]) -> Response:
     )
     assert row is not None
     headers = {"ETag": f'"{row["version"]}"', "Location": f"/api/heroes/{row['id']}"}
-    return json_response(_public(row), 201, headers)
+    return _public(row), 201, headers
 
 
-async def change_hero(conn: Queries, hero_id: int, changes: dict[str, Any]) -> Response:
+async def change_hero(conn: Queries, hero_id: int, changes: dict[str, Any]) -> Answer:
     row = await conn.fetchrow(
         "UPDATE heroes SET name = $2, age = $3, version = heroes.version + 1, updated_at = $4 "  # noqa: S608
         f"WHERE heroes.id = $1 RETURNING {COLUMNS}",
@@ -178,8 +187,8 @@ async def change_hero(conn: Queries, hero_id: int, changes: dict[str, Any]) -> R
         datetime.now(UTC),
     )
     if row is None:
-        return json_response({"title": "Not Found", "status": 404}, 404)
-    return json_response(_public(row), headers={"ETag": f'"{row["version"]}"'})
+        return NOT_FOUND
+    return _public(row), 200, {"ETag": f'"{row["version"]}"'}
 
 
 def _optional_int(value: str | None) -> int | None:
@@ -188,25 +197,28 @@ def _optional_int(value: str | None) -> int | None:
 
 async def list_heroes(request: Request, conn: PoolConnectionProxy, _body: bytes) -> Response:
     query = request.query_params
-    return await read_page(
-        conn,
-        limit=int(query.get("limit", "50")),
-        team_id=_optional_int(query.get("team_id")),
-        name=query.get("name"),
-        cursor=query.get("cursor"),
+    return json_response(
+        *await read_page(
+            conn,
+            limit=int(query.get("limit", "50")),
+            team_id=_optional_int(query.get("team_id")),
+            name=query.get("name"),
+            cursor=query.get("cursor"),
+        )
     )
 
 
 async def get_hero(request: Request, conn: PoolConnectionProxy, _body: bytes) -> Response:
-    return await read_hero(conn, int(request.path_params["hero_id"]))
+    return json_response(*await read_hero(conn, int(request.path_params["hero_id"])))
 
 
 async def create_hero(_request: Request, conn: PoolConnectionProxy, body: bytes) -> Response:
-    return await insert_hero(conn, orjson.loads(body))
+    return json_response(*await insert_hero(conn, orjson.loads(body)))
 
 
 async def update_hero(request: Request, conn: PoolConnectionProxy, body: bytes) -> Response:
-    return await change_hero(conn, int(request.path_params["hero_id"]), orjson.loads(body))
+    hero_id = int(request.path_params["hero_id"])
+    return json_response(*await change_hero(conn, hero_id, orjson.loads(body)))
 
 
 def create_app() -> Starlette:

@@ -2,28 +2,33 @@
 
 The wrk runs of `bench.run` share two cores between the load generator, PostgreSQL and the
 server, so their requests/s move by 10-20% between runs. This drives the ASGI apps of the
-service, the floor and the ceiling directly, with no network and no HTTP parsing, and reports
-the server's own CPU time per request (`time.process_time`), which repeats within a few percent
-on a quiet machine: the number to compare when changing the stack. `--profile` prints where
-that time goes (cProfile).
+service, the FastAPI peer, the floor and the ceiling directly, with no network and no HTTP
+parsing, and reports the server's own CPU time per request (`time.process_time`), which repeats
+within a few percent on a quiet machine: the number to compare when changing the stack.
+`--profile` prints where that time goes (cProfile).
+
+Each app runs in a process of its own (the service's start-up configures logging and freezes
+the garbage collector, which would otherwise carry over), with the service at its production
+log level: its access lines go to /dev/null, as in `bench.run`.
 """
 
 import argparse
 import asyncio
 import cProfile
+import multiprocessing
 import os
 import pstats
 import secrets
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, cast
+from typing import Any, TextIO, cast
 
 import orjson
 from pydantic import SecretStr
 
 import signing
 from app import create_app
-from bench import ceiling, floor
+from bench import ceiling, floor, peer
 from bench.dataset import bench_url, create_database, load_heroes, plain_dsn
 from bench.run import WINDOW_MS, _environment
 from settings import Settings
@@ -32,6 +37,7 @@ type ASGI = Callable[[dict[str, Any], Any, Any], Coroutine[Any, Any, None]]
 type Request = tuple[str, str, bytes]
 
 SCENARIOS = ("list_first", "list_team_first", "get", "create", "patch")
+TARGETS = ("service", "peer", "floor", "ceiling")
 
 
 def _requests(scenario: str, count: int, heroes: int) -> list[Request]:
@@ -88,7 +94,8 @@ class Driver:
 
     def sign(self, method: str, target: str, body: bytes) -> list[tuple[bytes, bytes]]:
         """The request's headers, signed now (version 2 covers its Content-Type)."""
-        content = {"content-type": "application/json"} if body else {}
+        media = "application/merge-patch+json" if method == "PATCH" else "application/json"
+        content = {"content-type": media} if body else {}
         headers = content | signing.signed_headers(
             method, target, body, self.key, self.version, headers=content
         )
@@ -150,10 +157,31 @@ class Driver:
 def _app(target: str, settings: Settings) -> ASGI:
     if target == "service":
         return cast(ASGI, create_app(settings))
-    return cast(ASGI, {"ceiling": ceiling, "floor": floor}[target].create_app())
+    return cast(ASGI, {"peer": peer, "floor": floor, "ceiling": ceiling}[target].create_app())
 
 
-async def _measure(target: str, args: argparse.Namespace, key: str, settings: Settings) -> None:
+def _settings(key: str, dsn: str) -> Settings:
+    """The service's production settings, as `bench.run` starts it."""
+    return Settings(
+        db_url=dsn,
+        secret_key=SecretStr(key),
+        debug=False,
+        validate_responses=False,
+        timestamp_signing_threshold=WINDOW_MS,
+    )
+
+
+def _in_own_process(target: str, args: argparse.Namespace, key: str, dsn: str) -> None:
+    """Measure `target`, printing to the console while the app's own stdout goes to /dev/null."""
+    report = os.fdopen(os.dup(1), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    asyncio.run(_measure(target, args, key, _settings(key, dsn), report))
+
+
+async def _measure(
+    target: str, args: argparse.Namespace, key: str, settings: Settings, report: TextIO
+) -> None:
     driver = Driver(_app(target, settings), key.encode(), args.signature_version)
     await driver.start()
     try:
@@ -173,10 +201,12 @@ async def _measure(target: str, args: argparse.Namespace, key: str, settings: Se
             per_request = cpu / len(requests) * 1e6
             print(
                 f"{target:8} v{driver.version} {scenario:16} {per_request:7.0f} us CPU/request  "
-                f"{len(requests) / wall:6.0f} req/s in process  statuses {driver.statuses}"
+                f"{len(requests) / wall:6.0f} req/s in process  statuses {driver.statuses}",
+                file=report,
             )
             if profiler:
-                pstats.Stats(profiler).sort_stats(args.profile).print_stats(args.top)
+                stats = pstats.Stats(profiler, stream=report)
+                stats.sort_stats(args.profile).print_stats(args.top)
     finally:
         await driver.stop()
 
@@ -188,7 +218,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--targets", default="service,floor,ceiling")
+    parser.add_argument("--targets", default=",".join(TARGETS), help="any of " + ",".join(TARGETS))
     parser.add_argument("--profile", choices=("tottime", "cumulative"), help="cProfile sort key")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument(
@@ -196,26 +226,24 @@ def main() -> None:
         type=int,
         choices=signing.VERSIONS,
         default=1,
-        help="sign with version 1 or 2 (the floor and the ceiling verify version 1 only)",
+        help="sign with version 1 or 2 (the peer, the floor and the ceiling verify version 1 only)",
     )
     parser.add_argument("--no-load", action="store_true", help="reuse the loaded database")
     args = parser.parse_args()
     url = bench_url()
     key = secrets.token_urlsafe(48)
-    os.environ.update(_environment(key, plain_dsn(url)))
-    settings = Settings(
-        db_url=plain_dsn(url),
-        secret_key=SecretStr(key),
-        debug=False,
-        validate_responses=False,
-        log_level="WARNING",
-        timestamp_signing_threshold=WINDOW_MS,
-    )
+    dsn = plain_dsn(url)
+    os.environ.update(_environment(key, dsn))
     if not args.no_load:
-        create_database(url, settings)
+        create_database(url, _settings(key, dsn))
         load_heroes(url, args.heroes)
+    spawn = multiprocessing.get_context("spawn")
     for target in args.targets.split(","):
-        asyncio.run(_measure(target, args, key, settings))
+        child = spawn.Process(target=_in_own_process, args=(target, args, key, dsn))
+        child.start()
+        child.join()
+        if child.exitcode:
+            raise SystemExit(f"{target} failed (exit code {child.exitcode})")
 
 
 if __name__ == "__main__":

@@ -1,26 +1,26 @@
-"""The floor: Connexion itself, serving `openapi.yaml`, with the ceiling's work in its handlers.
+"""The floor: plain Connexion serving `openapi.yaml`, with the ceiling's work in its handlers.
 
-Connexion's AsyncApp as the service sets it up (`operations.py`, `validation.py`, orjson):
-routing, security, parameter and body validation, response building; a signature check in
-front of its security layer, where the service has its own; and handlers that run the
-ceiling's asyncpg statements: no SQLAlchemy, none of the service's logging, metrics, CORS or
-idempotency. Whatever the service does, it cannot be faster than this while it
-is served by Connexion, so `floor / ceiling` bounds `service / ceiling`. Harness use only.
+An unmodified `connexion.AsyncApp` with every option at its default: Connexion's own
+operations, validators, JSON and middleware stack, none of the service's overrides in
+`contract/`. A signature check sits in front of its security layer, where the service has its
+own, and the handlers run the ceiling's asyncpg statements and hand Connexion
+`(body, status, headers)`: no SQLAlchemy, none of the service's logging, metrics, CORS or
+idempotency. It is what a user gets from Connexion doing nothing else, so `service / floor`
+says what the service's own layers cost or win back. Harness use only.
 """
 
 from typing import Any, cast
 
 import asyncpg
-import orjson
 from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import SPEC
 from bench.ceiling import (
+    Answer,
     Ceiling,
     change_hero,
     insert_hero,
@@ -29,9 +29,6 @@ from bench.ceiling import (
     read_page,
     serve,
 )
-from contract.jsonifier import OrjsonJsonifier
-from contract.operations import PrebuiltAsyncApp
-from contract.validation import validator_map
 from middleware.request_body import read_body, replaying
 from middleware.signature import SIGNED_PREFIX, VERIFIED
 
@@ -82,26 +79,35 @@ class SignatureCheck:
         await self.app({**scope, VERIFIED: 1}, replaying(body, receive), send)
 
 
+def _typed(answer: Answer) -> Answer:
+    """The answer with its media type: the spec declares two per operation, and Connexion asks."""
+    body, status, headers = answer
+    media = "application/json" if status < 400 else "application/problem+json"
+    return body, status, {**headers, "Content-Type": media}
+
+
 async def list_heroes(
     limit: int = 50, cursor: str | None = None, team_id: int | None = None, name: str | None = None
-) -> Response:
-    return await read_page(floor.pool, limit=limit, team_id=team_id, name=name, cursor=cursor)
+) -> Answer:
+    return _typed(
+        await read_page(floor.pool, limit=limit, team_id=team_id, name=name, cursor=cursor)
+    )
 
 
-async def get_hero(hero_id: int) -> Response:
-    return await read_hero(floor.pool, hero_id)
+async def get_hero(hero_id: int) -> Answer:
+    return _typed(await read_hero(floor.pool, hero_id))
 
 
-async def create_hero(body: dict[str, Any]) -> Response:
-    return await insert_hero(floor.pool, body)
+async def create_hero(body: dict[str, Any]) -> Answer:
+    return _typed(await insert_hero(floor.pool, body))
 
 
-async def update_hero(hero_id: int, body: dict[str, Any]) -> Response:
-    return await change_hero(floor.pool, hero_id, body)
+async def update_hero(hero_id: int, body: dict[str, Any]) -> Answer:
+    return _typed(await change_hero(floor.pool, hero_id, body))
 
 
-def not_measured(**_kwargs: Any) -> Response:
-    return Response(orjson.dumps({"title": "Not Implemented", "status": 501}), 501)
+def not_measured(**_kwargs: Any) -> Answer:
+    return _typed(({"title": "Not Implemented", "status": 501}, 501, {}))
 
 
 HANDLERS = {
@@ -120,14 +126,7 @@ def _resolve(operation_id: str) -> Any:
 
 def create_app() -> AsyncApp:
     floor.checks = Ceiling.from_environment()
-    # Connexion as the service configures it: operations built once, its validators, orjson.
-    app = PrebuiltAsyncApp(
-        __name__,
-        lifespan=lambda _app: floor.ceiling.pooled(),
-        jsonifier=OrjsonJsonifier(),
-        strict_validation=True,
-        validator_map=validator_map(),
-    )
+    app = AsyncApp(__name__, lifespan=lambda _app: floor.ceiling.pooled())
     app.add_api(SPEC, resolver=Resolver(function_resolver=_resolve))
     app.add_middleware(cast(Any, SignatureCheck), position=MiddlewarePosition.BEFORE_SECURITY)
     return app

@@ -149,12 +149,24 @@ class RssSampler:
         self.peak_kb = max(self.peak_kb, self.rss_kb())
 
 
+def pinned(command: list[str], cpu: int | None) -> list[str]:
+    """`command` run on CPU `cpu` only (`taskset` execs it: same process id), or anywhere."""
+    return command if cpu is None else ["taskset", "--cpu-list", str(cpu), *command]
+
+
 def run_wrk(
-    base_url: str, requests: Path, *, seconds: float, connections: int, threads: int, pid: int
+    base_url: str,
+    requests: Path,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int,
+    pid: int,
+    cpu: int | None = None,
 ) -> dict[str, Any]:
     """Replay `requests` against `base_url` for `seconds`; wrk's numbers plus the server's RSS."""
     env = os.environ | {"BENCH_REQUESTS": str(requests), "BENCH_THREADS": str(threads)}
-    command = [
+    wrk = [
         "wrk",
         f"--threads={threads}",
         f"--connections={connections}",
@@ -163,6 +175,7 @@ def run_wrk(
         f"--script={LUA}",
         base_url,
     ]
+    command = pinned(wrk, cpu)
     started = time.perf_counter()
     with RssSampler(pid) as rss:
         completed = subprocess.run(

@@ -1,14 +1,31 @@
-"""The benchmark's floor and ceiling answer as the service does, so their numbers compare."""
+"""The benchmark's peer, floor and ceiling answer as the service does, so their numbers compare."""
+
+from datetime import datetime
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from bench import ceiling, floor
+from bench import ceiling, floor, peer
 from settings import Settings
 from tests.conftest import TEST_KEY
 from tests.signed_client import SignedClient
 
+OTHERS = ("peer", "floor", "ceiling")
 READS = ["/api/heroes/{id}", "/api/heroes?limit=2", "/api/heroes?limit=2&team_id={team}"]
+
+
+def _instants(body: Any) -> Any:
+    """The body with each timestamp as the instant it names: plain Connexion writes `+00:00`
+    where the service writes `Z`, and both are RFC 3339."""
+    if isinstance(body, list):
+        return [_instants(item) for item in body]
+    if isinstance(body, dict):
+        return {
+            key: datetime.fromisoformat(value) if key.endswith("_at") else _instants(value)
+            for key, value in body.items()
+        }
+    return body
 
 
 @pytest.fixture
@@ -21,12 +38,13 @@ def targets(
     monkeypatch.setenv("APP_TIMESTAMP_SIGNING_THRESHOLD", "120000")
     return {
         "service": pg_client,
+        "peer": SignedClient(TestClient(peer.create_app()), TEST_KEY),
         "floor": SignedClient(TestClient(floor.create_app()), TEST_KEY),
         "ceiling": SignedClient(TestClient(ceiling.create_app()), TEST_KEY),
     }
 
 
-def test_the_floor_and_the_ceiling_read_what_the_service_reads(
+def test_the_peer_the_floor_and_the_ceiling_read_what_the_service_reads(
     targets: dict[str, SignedClient],
 ) -> None:
     service = targets["service"]
@@ -36,20 +54,24 @@ def test_the_floor_and_the_ceiling_read_what_the_service_reads(
             "/api/heroes", json={"name": f"H{n}", "secret_name": "S", "team_id": team["id"]}
         )
     paths = [path.format(id=2, team=team["id"]) for path in READS]
-    with targets["floor"].raw, targets["ceiling"].raw:
+    with targets["peer"].raw, targets["floor"].raw, targets["ceiling"].raw:
         for path in paths:
             expected = service.get(path)
             assert expected.status_code == 200
-            for name in ("floor", "ceiling"):
+            for name in OTHERS:
                 answer = targets[name].get(path)
-                assert (name, answer.status_code, answer.json()) == (name, 200, expected.json())
+                assert (name, answer.status_code, _instants(answer.json())) == (
+                    name,
+                    200,
+                    _instants(expected.json()),
+                )
 
 
-def test_the_floor_and_the_ceiling_create_and_refuse_a_replayed_signature(
+def test_the_peer_the_floor_and_the_ceiling_create_and_refuse_a_replayed_signature(
     targets: dict[str, SignedClient],
 ) -> None:
-    with targets["floor"].raw, targets["ceiling"].raw:
-        for name in ("floor", "ceiling"):
+    with targets["peer"].raw, targets["floor"].raw, targets["ceiling"].raw:
+        for name in OTHERS:
             client = targets[name]
             hero = {"name": f"Made by {name}", "secret_name": "S"}
             stale = client.post("/api/heroes", json=hero, timestamp=1_700_000_000_000)
