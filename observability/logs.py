@@ -90,7 +90,7 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=False,
     )
     final.insert(0, structlog.stdlib.ProcessorFormatter.remove_processors_meta)
-    foreign = [*shared, structlog.stdlib.ExtraAdder(), _drop_color_message, stamp]
+    foreign: list[Any] = [*shared, structlog.stdlib.ExtraAdder(), _drop_color_message, stamp]
     handler = StdoutHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
