@@ -1,13 +1,14 @@
 """Heroes: queries and changes. `secret_name` is written here and never read back."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, RowMapping, bindparam, insert, select
+from sqlalchemy import RowMapping, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.database import Rows, read
 from persistence.errors import Conflict, NotFound
 from persistence.pagination import Pages, fetch_page
 from persistence.preconditions import (
@@ -63,18 +64,18 @@ async def list_heroes(
     cursor: str | None,
     team_id: int | None = None,
     name: str | None = None,
-) -> tuple[Sequence[Row[Any]], str | None]:
+) -> tuple[Rows, str | None]:
     filters = {"team_id": team_id, "name": name}
     values = {column: value for column, value in filters.items() if value is not None}
     pages = LISTS[team_id is not None, name is not None]
     return await fetch_page(conn, pages=pages, values=values, limit=limit, cursor=cursor)
 
 
-async def get_hero(*, conn: AsyncConnection, hero_id: int) -> RowMapping:
-    row = (await conn.execute(SELECT_ONE, {"hero_id": hero_id})).mappings().first()
-    if row is None:
+async def get_hero(*, conn: AsyncConnection, hero_id: int) -> Mapping[str, Any]:
+    rows = await read(conn, SELECT_ONE, {"hero_id": hero_id})
+    if not rows:
         raise NotFound(f"hero {hero_id} does not exist")
-    return row
+    return rows[0]
 
 
 async def create_hero(
@@ -103,7 +104,7 @@ async def create_hero(
 
 async def update_hero(
     *, conn: AsyncConnection, hero_id: int, changes: Mapping[str, Any], expected: Versions
-) -> RowMapping:
+) -> Mapping[Any, Any]:
     return await guarded_update(
         conn=conn,
         updates=UPDATES,

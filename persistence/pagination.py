@@ -5,9 +5,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, Table, bindparam, select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.database import Rows, read
 from persistence.errors import InvalidCursor
 
 # A cursor is the last id seen, in hexadecimal, at most 2**63 - 1 (the spec has the same
@@ -52,14 +53,14 @@ async def fetch_page(
     values: dict[str, Any],
     limit: int,
     cursor: str | None,
-) -> tuple[Sequence[Row[Any]], str | None]:
+) -> tuple[Rows, str | None]:
     """One page, and the cursor of the next page (None on the last)."""
     values = {**values, "limit": limit + 1}
     statement = pages.first
     if cursor is not None:
         values["after"] = decode_cursor(cursor)
         statement = pages.after
-    rows = (await conn.execute(statement, values)).all()
+    rows = await read(conn, statement, values)
     if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1].id)
+        return rows[:limit], encode_cursor(rows[limit - 1]["id"])
     return rows, None

@@ -4,7 +4,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Column, Delete, RowMapping, Table, Update, bindparam, delete, update
+from sqlalchemy import Column, Delete, Table, Update, bindparam, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -67,9 +67,9 @@ async def guarded_update(
     changes: Mapping[str, Any],
     expected: Versions,
     what: str,
-    current: Callable[[], Awaitable[RowMapping]],
+    current: Callable[[], Awaitable[Mapping[Any, Any]]],
     refused: Callable[[], Exception],
-) -> RowMapping:
+) -> Mapping[Any, Any]:
     """Apply `changes` to a row that has an expected version, in one statement. `current` reads
     the row (when nothing changes, or to explain a miss); `refused` is the error to raise when a
     constraint refuses the changes."""

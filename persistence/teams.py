@@ -1,13 +1,14 @@
 """Teams: queries and changes."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, RowMapping, delete, insert, select, update
+from sqlalchemy import RowMapping, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.database import Rows
 from persistence.errors import Conflict, NotFound
 from persistence.pagination import Pages, fetch_page
 from persistence.preconditions import (
@@ -37,7 +38,7 @@ def _duplicate_name(name: str) -> Conflict:
 
 async def list_teams(
     *, conn: AsyncConnection, limit: int, cursor: str | None
-) -> tuple[Sequence[Row[Any]], str | None]:
+) -> tuple[Rows, str | None]:
     return await fetch_page(conn, pages=LIST, values={}, limit=limit, cursor=cursor)
 
 
@@ -66,7 +67,7 @@ async def create_team(*, conn: AsyncConnection, name: str, headquarters: str) ->
 
 async def update_team(
     *, conn: AsyncConnection, team_id: int, changes: Mapping[str, Any], expected: Versions
-) -> RowMapping:
+) -> Mapping[Any, Any]:
     return await guarded_update(
         conn=conn,
         updates=UPDATES,
