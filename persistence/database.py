@@ -14,11 +14,12 @@ from sqlalchemy import URL, Select, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.dml import ReturningInsert
 
 from settings import Settings
 
-# The execution option that marks a connection whose reads may run on asyncpg itself (`read`).
-DRIVER_READS = "driver_reads"
+# The execution option that marks a connection whose statements may run on asyncpg (`fetch`).
+ON_DRIVER = "on_driver"
 # A connection used this recently is taken to be alive; one idle for longer is pinged first.
 PING_AFTER_IDLE_SECONDS = 1.0
 IDLE_SINCE = "idle_since"
@@ -108,35 +109,41 @@ def lone_statements(engine: AsyncEngine, settings: Settings) -> Opener:
         # Through PgBouncer too: outside a transaction, the statement asyncpg prepares and the
         # one it then executes may go to two different server connections.
         return engine.begin
-    return engine.execution_options(isolation_level="AUTOCOMMIT", **{DRIVER_READS: True}).connect
+    return engine.execution_options(isolation_level="AUTOCOMMIT", **{ON_DRIVER: True}).connect
 
 
 type Rows = list[dict[str, Any]]
-type Query = Select[*tuple[Any, ...]]
-# Per statement: its SQL as asyncpg takes it, and its parameters' order. The statements `read`
+type Statement = Select[*tuple[Any, ...]] | ReturningInsert[*tuple[Any, ...]]
+# Per statement: its SQL as asyncpg takes it, and its parameters' order. The statements `fetch`
 # is given are built once, at import; a statement built per request would only be compiled.
-_DRIVER_SQL: dict[int, tuple[Query, str, tuple[str, ...]]] = {}
+type Bound = tuple[tuple[str, Callable[[Any], Any] | None], ...]
+_DRIVER_SQL: dict[tuple[int, tuple[str, ...]], tuple[Statement, str, Bound]] = {}
 _DRIVER_SQL_MAX = 64
 
 
-async def read(conn: AsyncConnection, statement: Query, values: Mapping[str, Any]) -> Rows:
-    """The rows of a read, as dicts.
+async def fetch(conn: AsyncConnection, statement: Statement, values: Mapping[str, Any]) -> Rows:
+    """The rows of one statement (a read, or a write with RETURNING), as dicts.
 
     On a lone-statement PostgreSQL connection, the SQL that SQLAlchemy compiled once runs on
     asyncpg's connection itself: SQLAlchemy's execution path (a greenlet hop, the compiled
     cache's key, an execution context, a result) cost 75-90 us of a get's 230 us of database
-    work, more than the query. SQLAlchemy still owns the connection (pool, ping, invalidation)
-    and its cursor events still fire (the statement metrics). An error from the server on a
-    live connection, or a timeout, is raised as SQLAlchemy raises it; if the connection broke,
-    the read runs again through SQLAlchemy, which then invalidates the connection and reports it:
-    safe for a read, so writes never take this path. Elsewhere (SQLite, PgBouncer, inside a
-    transaction) the statement runs through SQLAlchemy.
+    work, more than the query. SQLAlchemy still owns the connection (pool, ping, invalidation),
+    processes the values bound, and its cursor events still fire (the statement metrics); the
+    values read are asyncpg's, as SQLAlchemy's types leave them on PostgreSQL (`UtcDateTime`
+    only zones SQLite's timestamps; asyncpg's already are). An error from the server on a
+    live connection is raised as SQLAlchemy would raise it (`IntegrityError` for a broken
+    constraint, a `DBAPIError` with its SQLSTATE), a timeout as it is. If the connection broke,
+    the statement is handed to SQLAlchemy, which can send nothing on a closed connection: it
+    invalidates the connection and raises its disconnect error. Elsewhere (SQLite, PgBouncer,
+    inside a transaction) the statement runs through SQLAlchemy.
     """
     sync = conn.sync_connection
-    if sync is None or not sync.get_execution_options().get(DRIVER_READS):
+    if sync is None or not sync.get_execution_options().get(ON_DRIVER):
         return _as_dicts(await conn.execute(statement, values))
-    sql, order = _driver_sql(conn, statement)
-    parameters = [values[name] for name in order]
+    sql, bound = _driver_sql(conn, statement, tuple(values))
+    parameters = [
+        values[name] if process is None else process(values[name]) for name, process in bound
+    ]
     driver: Any = (await conn.get_raw_connection()).driver_connection
     dispatch = sync.dispatch
     dispatch.before_cursor_execute(sync, None, sql, parameters, None, False)
@@ -146,12 +153,25 @@ async def read(conn: AsyncConnection, statement: Query, values: Mapping[str, Any
         raise
     except Exception as error:
         if isinstance(error, asyncpg.PostgresError) and not driver.is_closed():
-            raise DBAPIError.instance(
-                sql, parameters, error, asyncpg.PostgresError, hide_parameters=True
-            ) from error
+            raise _as_sqlalchemy_error(conn, sql, parameters, error) from error
         return _as_dicts(await conn.execute(statement, values))
     dispatch.after_cursor_execute(sync, None, sql, parameters, None, False)
     return [dict(record.items()) for record in records]
+
+
+def _as_sqlalchemy_error(
+    conn: AsyncConnection, sql: str, parameters: list[Any], error: Exception
+) -> BaseException:
+    """The error SQLAlchemy's asyncpg dialect makes of `error`: the same class and SQLSTATE."""
+    dbapi: Any = conn.dialect.loaded_dbapi
+    translate: dict[type, Any] = dbapi._asyncpg_error_translate
+    adapted = next(
+        (translate[kind](str(error), error) for kind in type(error).__mro__ if kind in translate),
+        error,
+    )
+    return DBAPIError.instance(
+        sql, parameters, adapted, dbapi.Error, hide_parameters=True, dialect=conn.dialect
+    )
 
 
 def _as_dicts(result: Any) -> Rows:
@@ -159,17 +179,22 @@ def _as_dicts(result: Any) -> Rows:
     return [dict(zip(names, row, strict=True)) for row in result]
 
 
-def _driver_sql(conn: AsyncConnection, statement: Query) -> tuple[str, tuple[str, ...]]:
-    known = _DRIVER_SQL.get(id(statement))
+def _driver_sql(
+    conn: AsyncConnection, statement: Statement, names: tuple[str, ...]
+) -> tuple[str, Bound]:
+    """`statement` as asyncpg takes it, for values of these `names` (an INSERT's columns), and
+    its parameters in order, each with SQLAlchemy's processing of its value (if any)."""
+    key = (id(statement), names)
+    known = _DRIVER_SQL.get(key)
     if known is not None and known[0] is statement:
         return known[1], known[2]
-    compiled: Any = statement.compile(dialect=conn.dialect)
-    # Values are bound as asyncpg takes them: no statement here needs SQLAlchemy's processing.
-    assert not compiled._bind_processors, "a read that needs bind processing"
+    compiled: Any = statement.compile(dialect=conn.dialect, column_keys=list(names))
     order = tuple(compiled.positiontup or ())
+    # SQLAlchemy's own processing of each value (the types' `process_bind_param`), in order.
+    bound = tuple((name, compiled._bind_processors.get(name)) for name in order)
     if len(_DRIVER_SQL) < _DRIVER_SQL_MAX:
-        _DRIVER_SQL[id(statement)] = (statement, compiled.string, order)
-    return compiled.string, order
+        _DRIVER_SQL[key] = (statement, compiled.string, bound)
+    return compiled.string, bound
 
 
 @asynccontextmanager

@@ -4,11 +4,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, bindparam, insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from persistence.database import Rows, read
+from persistence.database import Rows, fetch
 from persistence.errors import Conflict, NotFound
 from persistence.pagination import Pages, fetch_page
 from persistence.preconditions import (
@@ -72,7 +72,7 @@ async def list_heroes(
 
 
 async def get_hero(*, conn: AsyncConnection, hero_id: int) -> Mapping[str, Any]:
-    rows = await read(conn, SELECT_ONE, {"hero_id": hero_id})
+    rows = await fetch(conn, SELECT_ONE, {"hero_id": hero_id})
     if not rows:
         raise NotFound(f"hero {hero_id} does not exist")
     return rows[0]
@@ -85,7 +85,7 @@ async def create_hero(
     secret_name: str,
     age: int | None = None,
     team_id: int | None = None,
-) -> RowMapping:
+) -> Mapping[str, Any]:
     now = datetime.now(UTC)
     values = {
         "name": name,
@@ -97,9 +97,10 @@ async def create_hero(
         "updated_at": now,
     }
     try:
-        return (await conn.execute(INSERT_ONE, values)).mappings().one()
+        [hero] = await fetch(conn, INSERT_ONE, values)
     except IntegrityError as error:
         raise _missing_team(team_id) from error
+    return hero
 
 
 async def update_hero(

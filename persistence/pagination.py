@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from persistence.database import Rows, read
+from persistence.database import Rows, fetch
 from persistence.errors import InvalidCursor
 
 # A cursor is the last id seen, in hexadecimal, at most 2**63 - 1 (the spec has the same
@@ -60,7 +60,7 @@ async def fetch_page(
     if cursor is not None:
         values["after"] = decode_cursor(cursor)
         statement = pages.after
-    rows = await read(conn, statement, values)
+    rows = await fetch(conn, statement, values)
     if len(rows) > limit:
         return rows[:limit], encode_cursor(rows[limit - 1]["id"])
     return rows, None

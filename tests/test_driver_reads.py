@@ -1,19 +1,21 @@
-"""Reads on asyncpg's connection (`persistence.database.read`): the same rows and the same errors
-as through SQLAlchemy, on PostgreSQL and SQLite, with a broken connection invalidated."""
+"""Statements on asyncpg's connection (`persistence.database.fetch`): the same rows and the same
+errors as through SQLAlchemy, on PostgreSQL and SQLite, with a broken connection invalidated."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observability.metrics import Metrics
 from persistence import heroes
-from persistence.database import DRIVER_READS, create_engine, lone_statements, read
-from persistence.errors import NotFound
+from persistence.database import ON_DRIVER, create_engine, fetch, lone_statements
+from persistence.errors import Conflict, NotFound
+from persistence.signatures import record_signature
 from persistence.tables import heroes as heroes_table
 from settings import Settings
 from tests.conftest import truncate_all
@@ -42,7 +44,7 @@ def settings(backend_settings: dict[str, Settings], backend: str) -> Settings:
 def test_only_a_postgresql_lone_statement_reads_on_the_driver(settings: Settings) -> None:
     async def marked(conn: AsyncConnection) -> bool:
         return bool(
-            conn.sync_connection and conn.sync_connection.get_execution_options().get(DRIVER_READS)
+            conn.sync_connection and conn.sync_connection.get_execution_options().get(ON_DRIVER)
         )
 
     on_postgresql = settings.database_url.get_backend_name() == "postgresql"
@@ -100,7 +102,7 @@ def test_a_server_error_is_raised_as_sqlalchemy_raises_it_with_its_sqlstate(
     async def cancelled(conn: AsyncConnection) -> None:
         await conn.execute(text("SET statement_timeout = 1"))
         slow = select(text("1")).where(text("pg_sleep(0.2) IS NOT NULL"))
-        await read(conn, slow, {})
+        await fetch(conn, slow, {})
 
     with pytest.raises(DBAPIError) as raised:
         on_lone_statement(settings, cancelled)
@@ -118,3 +120,22 @@ def test_a_broken_connection_is_invalidated_by_sqlalchemy(settings: Settings) ->
         return raised.value.connection_invalidated, conn.invalidated
 
     assert on_lone_statement(settings, broken) == (True, True)
+
+
+def test_a_broken_constraint_is_raised_as_sqlalchemy_raises_it(settings: Settings) -> None:
+    async def orphan(conn: AsyncConnection) -> None:
+        await heroes.create_hero(conn=conn, name="Orphan", secret_name="O", team_id=424242)
+
+    with pytest.raises(Conflict, match="team 424242 does not exist") as raised:
+        on_lone_statement(settings, orphan)
+    assert isinstance(raised.value.__cause__, IntegrityError)
+
+
+def test_a_signature_is_recorded_once(settings: Settings) -> None:
+    async def twice(conn: AsyncConnection) -> tuple[bool, bool]:
+        expires_at = datetime.now(UTC) + timedelta(minutes=5)
+        first = await record_signature(conn=conn, digest=b"d" * 32, expires_at=expires_at)
+        again = await record_signature(conn=conn, digest=b"d" * 32, expires_at=expires_at)
+        return first, again
+
+    assert on_lone_statement(settings, twice) == (True, False)
