@@ -10,7 +10,8 @@ pins Connexion to the minor version those tests cover):
 - `operations._ApiKeyHandler` overrides `AbstractSecurityHandler._accepts_kwarg`: Connexion
   inspects the security function's signature on every call; the answer is cached.
 - `operations.PrebuiltAsyncApp` leaves out `ResponseValidationMiddleware` when responses are not
-  validated: Connexion keeps the stage, and its layer, even then.
+  validated: Connexion keeps the stage, and its layer, even then. It also leaves out
+  `SecurityMiddleware`: `middleware.signature` verifies every `/api` request before routing.
 - `operations.PrebuiltAsyncApp` quiets the `connexion.operations.openapi3` logger: it warns
   "this operation accepts multiple content types" several times on every POST and PATCH.
 - `validation` subclasses `JSONRequestBodyValidator` (`_parse`, `_validate`) and

@@ -16,11 +16,16 @@ from connexion.decorators import StarletteDecorator
 from connexion.frameworks.starlette import Starlette as StarletteFramework
 from connexion.middleware import ConnexionMiddleware
 from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.middleware.security import SecurityMiddleware
 from connexion.security import SECURITY_HANDLERS, AbstractSecurityHandler, ApiKeySecurityHandler
+from connexion.spec import Specification
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
 
-from contract.operations import CONTENT_TYPES_LOGGER, PrebuiltAsyncApp, _PrebuiltApi
+from app import SPEC
+from contract.operations import CONTENT_TYPES_LOGGER, PrebuiltAsyncApp, _PrebuiltApi, _stages
+from contract.problems import HTTP_METHODS
 from contract.validation import JSONBodyValidator, ParametersValidator, validator_map
+from middleware.signature import SIGNED_PREFIX
 
 
 def parameters(function: Callable[..., Any]) -> list[str]:
@@ -70,6 +75,17 @@ def test_the_api_key_handler_can_cache_its_signature_checks() -> None:
 def test_the_response_validation_stage_can_be_left_out() -> None:
     """operations._stages: `ConnexionMiddleware.default_middlewares`."""
     assert ResponseValidationMiddleware in ConnexionMiddleware.default_middlewares, "_stages"
+
+
+def test_the_security_stage_is_left_out_only_because_every_secured_operation_is_signed() -> None:
+    """operations._stages: the signature middleware covers every operation that has security."""
+    assert SecurityMiddleware in ConnexionMiddleware.default_middlewares, "_stages"
+    assert SecurityMiddleware not in _stages(validate_responses=True)
+    spec = Specification.load(SPEC)
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS and operation.get("security", spec["security"]):
+                assert path.startswith(SIGNED_PREFIX), f"{method} {path} is secured but unsigned"
 
 
 def test_the_content_types_warning_comes_from_the_logger_we_quiet() -> None:
