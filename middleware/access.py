@@ -5,9 +5,9 @@ share one wrapper of `send` instead of each adding a layer that every request pa
 """
 
 import logging
+import random
 import re
 import time
-import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,7 +30,9 @@ def request_id_from(scope: Scope) -> bytes:
             if REQUEST_ID.fullmatch(value):
                 return value
             break
-    return uuid.uuid4().hex.encode()
+    # 128 random bits, as uuid4 has, from the standard generator (seeded by the OS, and again
+    # after a fork) instead of a system call: an id must be unique, not unpredictable.
+    return b"%032x" % random.getrandbits(128)
 
 
 class AccessMiddleware:
