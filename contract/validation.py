@@ -102,21 +102,27 @@ class ParametersValidator(ParameterValidator):
         )
 
     def validate_request(self, request: t.Any) -> None:
-        if self.strict_validation:
+        # Each source is built only when it is needed: Connexion parses and converts the query
+        # and the path anew each time they are asked for, and most requests have no query.
+        declared = self.parameters
+        query = request.query_params if request.scope["query_string"] else {}
+        if self.strict_validation and query:
             unknown = self.validate_query_parameter_list(
                 request, security_params=self.security_query_params
             )
             if unknown:
                 names = ", ".join(sorted(unknown))
                 raise Problem(400, f"unknown query parameter(s): {names}", field=sorted(unknown)[0])
-        sources = {
-            "query": request.query_params,
-            "path": request.path_params,
-            "header": request.headers,
-        }
-        for location, values in sources.items():
-            for param in self.parameters.get(location, []):
-                self._check(location, param, values.get(param["name"]))
+        for param in declared.get("query", ()):
+            self._check("query", param, query.get(param["name"]))
+        if "path" in declared:
+            path = request.path_params
+            for param in declared["path"]:
+                self._check("path", param, path.get(param["name"]))
+        if "header" in declared:
+            headers = request.headers
+            for param in declared["header"]:
+                self._check("header", param, headers.get(param["name"]))
 
     def _check(self, location: str, param: dict[str, t.Any], value: t.Any) -> None:
         name = param["name"]
