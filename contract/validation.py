@@ -4,6 +4,7 @@ import typing as t
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
+import jsonschema_rs
 import orjson
 from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator
@@ -13,6 +14,41 @@ from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from contract.problems import Problem
+
+type Accepts = t.Callable[[t.Any], bool]
+
+
+def _never(_value: t.Any) -> bool:
+    return False
+
+
+def _checks_formats(schema: t.Any, *, top: bool = True) -> bool:
+    """Whether `schema` names a format that jsonschema checks (it knows no `int64`), or refers to
+    another schema. Connexion hands a body's schema over with the spec's `components` beside it,
+    for references: the schema itself has none left, so that part is not looked at."""
+    if isinstance(schema, dict):
+        items = cast(dict[str, t.Any], schema)
+        if items.get("format", "int64") != "int64" or "$ref" in items:
+            return True
+        return any(_checks_formats(value) for key, value in items.items() if key != "components")
+    if isinstance(schema, list):
+        return any(_checks_formats(value) for value in cast(list[t.Any], schema))
+    return False
+
+
+def fast_check(schema: dict[str, t.Any]) -> Accepts:
+    """A compiled check (jsonschema-rs, Rust) that accepts only what jsonschema accepts.
+
+    It runs first, and only a value it refuses is validated by jsonschema, which then finds the
+    error to report (or accepts what only it accepts: `nullable`, which Connexion adds to
+    Draft 4, and a pattern's `$` before a final newline, which Python's `re` allows and
+    ECMA-262 does not). Validating a hero's body took 60-80 us in pure Python and takes about
+    2 us here. A schema that names a format falls back to jsonschema alone: the two check
+    formats differently.
+    """
+    if _checks_formats(schema):
+        return _never
+    return jsonschema_rs.Draft4Validator(schema).is_valid
 
 
 class CompiledSchemas:
@@ -24,16 +60,17 @@ class CompiledSchemas:
     """
 
     def __init__(self) -> None:
-        self._by_id: dict[int, tuple[dict[str, t.Any], Draft4Validator]] = {}
+        self._by_id: dict[int, tuple[dict[str, t.Any], Draft4Validator, Accepts]] = {}
 
     def __call__(
         self, schema: dict[str, t.Any], validator_class: type[Draft4Validator]
-    ) -> Draft4Validator:
+    ) -> tuple[Accepts, Draft4Validator]:
+        """The fast check (`fast_check`) and jsonschema's validator, for its errors."""
         entry = self._by_id.get(id(schema))
         if entry is None or entry[0] is not schema:
             compiled = validator_class(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
-            entry = self._by_id[id(schema)] = (schema, compiled)
-        return entry[1]
+            entry = self._by_id[id(schema)] = (schema, compiled, fast_check(schema))
+        return entry[2], entry[1]
 
 
 def _pointer(error: ValidationError) -> str | None:
@@ -69,9 +106,10 @@ class JSONBodyValidator(JSONRequestBodyValidator):
     def _validate(self, body: t.Any) -> dict[str, t.Any] | None:
         if body is None and not self._nullable:
             raise Problem(400, "the request body must not be empty")
-        error = next(
-            iter(self.compiled(self._schema, Draft4RequestValidator).iter_errors(body)), None
-        )
+        accepts, validator = self.compiled(self._schema, Draft4RequestValidator)
+        if accepts(body):
+            return None
+        error = next(iter(validator.iter_errors(body)), None)
         if error is not None:
             field = _pointer(error)
             where = f"'{field}': " if field else ""
@@ -130,8 +168,10 @@ class ParametersValidator(ParameterValidator):
             if param.get("required"):
                 raise Problem(400, f"the {location} parameter '{name}' is required", field=name)
             return
-        compiled = self.compiled(param["schema"], Draft4Validator)
-        error = next(iter(compiled.iter_errors(value)), None)
+        accepts, validator = self.compiled(param["schema"], Draft4Validator)
+        if accepts(value):
+            return
+        error = next(iter(validator.iter_errors(value)), None)
         if error is not None:
             raise Problem(400, f"{location} parameter '{name}': {error.message}", field=name)
 
