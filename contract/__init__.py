@@ -7,6 +7,9 @@ pins Connexion to the minor version those tests cover):
 - `operations.PrebuiltAsyncApp` sets `_middleware_app.api_cls`, subclasses `AsyncApi`,
   `AsyncOperation` and `StarletteDecorator`: Connexion 3.3 rebuilds each operation's decorators
   on every request, a third of its CPU (upstream: spec-first/connexion#2045, Connexion 3 is slow).
+- `operations._ParameterDecorator` subclasses `AsyncParameterDecorator` (through
+  `StarletteDecorator._parameter_decorator_cls`): Connexion reads the form of every request and
+  sanitizes each parameter name with three regular expressions per request.
 - `operations._ApiKeyHandler` overrides `AbstractSecurityHandler._accepts_kwarg`: Connexion
   inspects the security function's signature on every call; the answer is cached.
 - `operations.PrebuiltAsyncApp` leaves out `ResponseValidationMiddleware` when responses are not

@@ -13,6 +13,7 @@ from connexion.apps.asynchronous import AsyncApi, AsyncASGIApp, AsyncOperation
 from connexion.context import receive, scope
 from connexion.datastructures import MediaTypeDict
 from connexion.decorators import StarletteDecorator
+from connexion.decorators.parameter import AsyncParameterDecorator, prep_kwargs
 from connexion.frameworks.starlette import Starlette as StarletteFramework
 from connexion.middleware import ConnexionMiddleware
 from connexion.middleware.response_validation import ResponseValidationMiddleware
@@ -22,7 +23,14 @@ from connexion.spec import Specification
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
 
 from app import SPEC
-from contract.operations import CONTENT_TYPES_LOGGER, PrebuiltAsyncApp, _PrebuiltApi, _stages
+from contract.operations import (
+    CONTENT_TYPES_LOGGER,
+    PrebuiltAsyncApp,
+    _ParameterDecorator,
+    _PrebuiltApi,
+    _PrebuiltDecorator,
+    _stages,
+)
 from contract.problems import HTTP_METHODS
 from contract.validation import JSONBodyValidator, ParametersValidator, validator_map
 from middleware.signature import SIGNED_PREFIX
@@ -60,6 +68,38 @@ def test_prebuilt_operations_find_the_api_operation_and_decorator_hooks() -> Non
     )
     assert scope is not None, "_PrebuiltDecorator: connexion.context.scope"
     assert receive is not None, "_PrebuiltDecorator: connexion.context.receive"
+
+
+def test_the_parameter_decorator_replaces_connexions_with_the_same_steps() -> None:
+    """operations._ParameterDecorator: Connexion's parameter decorator, its helpers and hook."""
+    assert isinstance(
+        inspect.getattr_static(StarletteDecorator, "_parameter_decorator_cls"), property
+    ), "_ParameterDecorator: _parameter_decorator_cls"
+    assert parameters(AsyncParameterDecorator.__init__) == [
+        "self",
+        "framework",
+        "pythonic_params",
+    ], "_ParameterDecorator: constructor"
+    assert parameters(AsyncParameterDecorator._maybe_get_body) == [
+        "self",
+        "request",
+        "arguments",
+        "has_kwargs",
+    ], "_ParameterDecorator: _maybe_get_body"
+    assert parameters(prep_kwargs) == [
+        "request",
+        "request_body",
+        "files",
+        "arguments",
+        "has_kwargs",
+        "sanitize",
+    ], "_ParameterDecorator: prep_kwargs"
+    # The steps of Connexion's own wrapper that ours repeats, in its source.
+    source = inspect.getsource(AsyncParameterDecorator.__call__)
+    for step in ("_maybe_get_body", "prep_kwargs", "await request.files()", "inspect_function"):
+        assert step in source, f"_ParameterDecorator: Connexion's wrapper no longer has {step}"
+    decorator = _PrebuiltDecorator(pythonic_params=False)
+    assert decorator._parameter_decorator_cls is _ParameterDecorator
 
 
 def test_the_api_key_handler_can_cache_its_signature_checks() -> None:
