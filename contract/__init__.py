@@ -10,6 +10,8 @@ pins Connexion to the minor version those tests cover):
 - `operations._ParameterDecorator` subclasses `AsyncParameterDecorator` (through
   `StarletteDecorator._parameter_decorator_cls`): Connexion reads the form of every request and
   sanitizes each parameter name with three regular expressions per request.
+- `docs_page.SwaggerUIDist` calls `SwaggerUIMiddleware.app` for `/api/` requests: Connexion's
+  Swagger UI stage routes every request through its own router before handing it on.
 - `operations._ApiKeyHandler` overrides `AbstractSecurityHandler._accepts_kwarg`: Connexion
   inspects the security function's signature on every call; the answer is cached.
 - `operations.PrebuiltAsyncApp` leaves out `ResponseValidationMiddleware` when responses are not

@@ -18,11 +18,15 @@ from connexion.frameworks.starlette import Starlette as StarletteFramework
 from connexion.middleware import ConnexionMiddleware
 from connexion.middleware.response_validation import ResponseValidationMiddleware
 from connexion.middleware.security import SecurityMiddleware
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.security import SECURITY_HANDLERS, AbstractSecurityHandler, ApiKeySecurityHandler
 from connexion.spec import Specification
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
+from starlette.routing import Match, Mount
+from starlette.testclient import TestClient
 
-from app import SPEC
+from app import SPEC, create_app
+from contract.docs_page import API_PREFIX, SwaggerUIDist
 from contract.operations import (
     CONTENT_TYPES_LOGGER,
     PrebuiltAsyncApp,
@@ -34,6 +38,7 @@ from contract.operations import (
 from contract.problems import HTTP_METHODS
 from contract.validation import JSONBodyValidator, ParametersValidator, validator_map
 from middleware.signature import SIGNED_PREFIX
+from settings import Settings
 
 
 def parameters(function: Callable[..., Any]) -> list[str]:
@@ -181,3 +186,25 @@ def test_the_router_records_the_operation_where_the_middleware_reads_it() -> Non
     source = inspect.getsource(routing)
     assert "extensions.setdefault(ROUTING_CONTEXT, {})" in source, "ROUTING_CONTEXT"
     assert '"operation_id": self.operation_id' in source, "ROUTING_CONTEXT: operation_id"
+
+
+def test_api_requests_skip_the_swagger_ui_stage_to_the_stage_after_it(
+    backend_settings: dict[str, Settings],
+) -> None:
+    """docs_page.SwaggerUIDist: `SwaggerUIMiddleware.app` is the next stage, and the Swagger UI
+    stage serves nothing under /api/ (no route of its router is there)."""
+    app = create_app(backend_settings["postgresql"])
+    with TestClient(app) as client:
+        assert client.get("/health/live").status_code == 200
+        stack: list[Any] = list(app.middleware.middleware_stack or [])
+    kinds: list[type] = [type(stage) for stage in stack]
+    dist = stack[kinds.index(SwaggerUIDist)]
+    docs = stack[kinds.index(SwaggerUIMiddleware)]
+    assert dist.app is docs, "SwaggerUIDist is placed just before Connexion's Swagger UI stage"
+    assert dist.past_docs is docs.app is stack[kinds.index(SwaggerUIMiddleware) + 1]
+    for route in docs.router.routes:
+        for method in ("GET", "POST"):
+            scope = {"type": "http", "path": "/api/heroes", "method": method, "root_path": ""}
+            assert route.matches(scope)[0] is not Match.FULL or isinstance(route, Mount), route
+        if isinstance(route, Mount):
+            assert all(not getattr(sub, "path", "").startswith(API_PREFIX) for sub in route.routes)
