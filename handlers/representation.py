@@ -7,6 +7,7 @@ from typing import Any
 from connexion.context import request
 from starlette.responses import Response
 
+from contract.jsonifier import dumps
 from persistence.preconditions import Versions
 
 JSON = {"Content-Type": "application/json"}
@@ -27,9 +28,14 @@ def public(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {key: value for key, value in row.items() if key not in PRIVATE_COLUMNS}
 
 
+def _json(body: Any, status: int, headers: Mapping[str, str]) -> Response:
+    """A JSON response, rendered here: Connexion's rendering of a (body, status, headers) reply
+    checks the declared media types and copies the headers on every request (about 10 us)."""
+    return Response(dumps(body), status, headers, JSON["Content-Type"])
+
+
 def resource(row: Mapping[Any, Any], status: int = 200, **headers: str) -> Reply:
-    # The Content-Type is explicit: with problem+json also declared, Connexion cannot infer it.
-    return public(row), status, {**JSON, "ETag": etag(row), **headers}
+    return _json(public(row), status, {"ETag": etag(row), **headers})
 
 
 def created(row: Mapping[Any, Any], location: str) -> Reply:
@@ -38,7 +44,7 @@ def created(row: Mapping[Any, Any], location: str) -> Reply:
 
 def page(rows: Sequence[Mapping[str, Any]], next_cursor: str | None) -> Reply:
     """Rows that hold the public columns only (`persistence.pagination.Pages`)."""
-    return {"items": rows, "next_cursor": next_cursor}, 200, JSON
+    return _json({"items": rows, "next_cursor": next_cursor}, 200, {})
 
 
 def no_content() -> Response:
