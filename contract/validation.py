@@ -48,7 +48,13 @@ def fast_check(schema: dict[str, t.Any]) -> Accepts:
     """
     if _checks_formats(schema):
         return _never
-    return jsonschema_rs.Draft4Validator(schema).is_valid
+    # Without the `components` beside it: it has no reference into them (see above), and
+    # Connexion writes them into the spec's own schema dicts, which can make them a cycle.
+    own = {key: value for key, value in schema.items() if key != "components"}
+    try:
+        return jsonschema_rs.Draft4Validator(own).is_valid
+    except ValueError:  # a schema it cannot take: jsonschema alone validates
+        return _never
 
 
 class CompiledSchemas:
