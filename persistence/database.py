@@ -140,7 +140,10 @@ async def fetch(conn: AsyncConnection, statement: Statement, values: Mapping[str
     sync = conn.sync_connection
     if sync is None or not sync.get_execution_options().get(ON_DRIVER):
         return _as_dicts(await conn.execute(statement, values))
-    sql, bound = _driver_sql(conn, statement, tuple(values))
+    driver_sql = _driver_sql(conn, statement, tuple(values))
+    if driver_sql is None:
+        return _as_dicts(await conn.execute(statement, values))
+    sql, bound = driver_sql
     parameters = [
         values[name] if process is None else process(values[name]) for name, process in bound
     ]
@@ -162,7 +165,8 @@ async def fetch(conn: AsyncConnection, statement: Statement, values: Mapping[str
 def _as_sqlalchemy_error(
     conn: AsyncConnection, sql: str, parameters: list[Any], error: Exception
 ) -> BaseException:
-    """The error SQLAlchemy's asyncpg dialect makes of `error`: the same class and SQLSTATE."""
+    """The error SQLAlchemy's asyncpg dialect makes of `error`: the same class and SQLSTATE
+    (from the dialect's translation table, an internal that tests/test_driver_reads.py checks)."""
     dbapi: Any = conn.dialect.loaded_dbapi
     translate: dict[type, Any] = dbapi._asyncpg_error_translate
     adapted = next(
@@ -181,15 +185,21 @@ def _as_dicts(result: Any) -> Rows:
 
 def _driver_sql(
     conn: AsyncConnection, statement: Statement, names: tuple[str, ...]
-) -> tuple[str, Bound]:
+) -> tuple[str, Bound] | None:
     """`statement` as asyncpg takes it, for values of these `names` (an INSERT's columns), and
-    its parameters in order, each with SQLAlchemy's processing of its value (if any)."""
+    its parameters in order, each with SQLAlchemy's processing of its value (if any). None if
+    it needs a value not given: a column default, which only SQLAlchemy's execution computes.
+
+    It reads a compiled statement's `positiontup` and `_bind_processors`, SQLAlchemy internals
+    (tests/test_driver_reads.py fails, naming them, if an upgrade moves them)."""
     key = (id(statement), names)
     known = _DRIVER_SQL.get(key)
     if known is not None and known[0] is statement:
         return known[1], known[2]
     compiled: Any = statement.compile(dialect=conn.dialect, column_keys=list(names))
     order = tuple(compiled.positiontup or ())
+    if not set(order) <= set(names):
+        return None
     # SQLAlchemy's own processing of each value (the types' `process_bind_param`), in order.
     bound = tuple((name, compiled._bind_processors.get(name)) for name in order)
     if len(_DRIVER_SQL) < _DRIVER_SQL_MAX:

@@ -139,3 +139,36 @@ def test_a_signature_is_recorded_once(settings: Settings) -> None:
         return first, again
 
     assert on_lone_statement(settings, twice) == (True, False)
+
+
+def test_the_sqlalchemy_internals_fetch_relies_on_are_still_there() -> None:
+    """persistence.database.fetch reads three of SQLAlchemy's internals: a compiled statement's
+    `positiontup` and `_bind_processors`, and the asyncpg dialect's error translation table.
+    This fails, naming them, if an upgrade moves them (uv.lock pins the version tested)."""
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+
+    dialect = asyncpg_dialect()
+    names = ["name", "secret_name", "age", "team_id", "version", "created_at", "updated_at"]
+    compiled: Any = heroes.INSERT_ONE.compile(dialect=dialect, column_keys=names)
+    assert compiled.positiontup == names, "positiontup"
+    assert set(compiled._bind_processors) == {"created_at", "updated_at"}, "_bind_processors"
+    translate = asyncpg_dialect.import_dbapi()._asyncpg_error_translate
+    assert any(kind.__name__ == "IntegrityConstraintViolationError" for kind in translate), (
+        "_asyncpg_error_translate"
+    )
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_statement_that_needs_a_column_default_runs_through_sqlalchemy(
+    settings: Settings,
+) -> None:
+    """`version` has a default, which only SQLAlchemy's execution computes: left out of the
+    values, the insert still works (through SQLAlchemy) and gets it."""
+
+    async def without_version(conn: AsyncConnection) -> Any:
+        values = {"name": "D", "secret_name": "S", "created_at": datetime.now(UTC)}
+        values["updated_at"] = values["created_at"]
+        [hero] = await fetch(conn, heroes.INSERT_ONE, values)
+        return hero["version"]
+
+    assert on_lone_statement(settings, without_version) == 1
