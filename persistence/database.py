@@ -138,7 +138,7 @@ async def fetch(conn: AsyncConnection, statement: Statement, values: Mapping[str
     inside a transaction) the statement runs through SQLAlchemy.
     """
     sync = conn.sync_connection
-    if sync is None or not sync.get_execution_options().get(ON_DRIVER):
+    if sync is None or sync.invalidated or not sync.get_execution_options().get(ON_DRIVER):
         return _as_dicts(await conn.execute(statement, values))
     driver_sql = _driver_sql(conn, statement, tuple(values))
     if driver_sql is None:
@@ -147,7 +147,9 @@ async def fetch(conn: AsyncConnection, statement: Statement, values: Mapping[str
     parameters = [
         values[name] if process is None else process(values[name]) for name, process in bound
     ]
-    driver: Any = (await conn.get_raw_connection()).driver_connection
+    # The pooled connection this one holds (a valid one: checked above), read without the
+    # greenlet hop of `AsyncConnection.get_raw_connection()`, 10 us.
+    driver: Any = sync.connection.driver_connection
     dispatch = sync.dispatch
     dispatch.before_cursor_execute(sync, None, sql, parameters, None, False)
     try:
