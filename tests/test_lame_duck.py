@@ -20,6 +20,8 @@ from tests.problem_assertions import assert_problem
 pytestmark = pytest.mark.slow
 
 LAME_DUCK_SECONDS = 3.0
+# A reset this soon after a probe was sent is its listener closing under it (refuses_connections).
+RESET_AT_CLOSE_SECONDS = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +42,24 @@ def signed_get(url: str, path: str) -> httpx.Response:
 
 
 def refuses_connections(url: str) -> bool:
-    """True once nothing listens; a connection accepted and then reset fails the test."""
+    """True once nothing listens; a connection held and then reset fails the test.
+
+    A probe that reaches the listen queue in the instant the last listener closes is reset at
+    once: the kernel does that to whatever is still queued, for any server (about one run in
+    twenty hit it). A connection the kernel accepted for a socket that nobody reads any more
+    (the supervisor's copy, kept open) is held until that socket closes, then reset.
+    """
+    sent = time.monotonic()
     try:
         httpx.get(f"{url}/health/live", timeout=3)
     except httpx.ConnectError:
         return True
     except httpx.TimeoutException:
         return False  # a slow answer on a loaded machine: still listening
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        if time.monotonic() - sent < RESET_AT_CLOSE_SECONDS:
+            return True
+        raise
     return False
 
 
