@@ -98,3 +98,13 @@ def test_a_body_schema_with_the_spec_components_written_into_it_is_still_checked
     accepts = fast_check(schema)
     assert accepts({"name": "Deadpond"})
     assert not accepts({"name": 7})
+
+
+def test_a_property_named_components_is_still_looked_at_for_formats() -> None:
+    """Only the spec's `components` beside a body's schema are left out, not a property: its
+    format sends the whole schema to jsonschema, so the check accepts not even a valid value."""
+    schema = {
+        "type": "object",
+        "properties": {"components": {"type": "string", "format": "date-time"}},
+    }
+    assert not fast_check(schema)({"components": "2026-11-30T10:00:00Z"})
