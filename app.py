@@ -12,6 +12,7 @@ from typing import Any, cast
 import contract  # noqa: F401  # pyright: ignore[reportUnusedImport]  # isort: skip
 from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
+from connexion.resolver import Resolver
 from connexion.spec import Specification
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
@@ -22,6 +23,7 @@ from contract.docs_page import SwaggerUIDist, swagger_ui_options
 from contract.jsonifier import OrjsonJsonifier
 from contract.operations import PrebuiltAsyncApp
 from contract.validation import validator_map
+from handlers import handler_of
 from middleware.access import AccessMiddleware
 from middleware.caching import CacheControlMiddleware
 from middleware.idempotency import IdempotencyMiddleware
@@ -112,7 +114,7 @@ def create_app(
         validator_map=validator_map(),
         swagger_ui_options=swagger_ui_options(settings),
     )
-    app.add_api(SPEC, name="backoffice")
+    app.add_api(SPEC, name="backoffice", resolver=Resolver(function_resolver=handler_of))
     problems.register(app, Specification.load(SPEC)["paths"])
     # Counted where they are rendered, rather than by an ASGI layer that every request crosses.
     app.add_error_handler(

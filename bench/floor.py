@@ -29,6 +29,7 @@ from bench.ceiling import (
     read_page,
     serve,
 )
+from handlers import OPERATIONS
 from middleware.request_body import read_body, replaying
 from middleware.signature import SIGNED_PREFIX, VERIFIED
 
@@ -111,17 +112,20 @@ def not_measured(**_kwargs: Any) -> Answer:
 
 
 HANDLERS = {
-    "handlers.heroes.list_heroes": list_heroes,
-    "handlers.heroes.get_hero": get_hero,
-    "handlers.heroes.create_hero": create_hero,
-    "handlers.heroes.update_hero": update_hero,
+    "listHeroes": list_heroes,
+    "getHero": get_hero,
+    "createHero": create_hero,
+    "updateHero": update_hero,
 }
 
 
 def _resolve(operation_id: str) -> Any:
-    if operation_id.startswith(("handlers.ops.", "middleware.signature.")):
+    if operation_id.startswith("middleware.signature."):
         return Resolver().resolve_function_from_operation_id(operation_id)
-    return HANDLERS.get(operation_id, not_measured)
+    if operation_id in HANDLERS:
+        return HANDLERS[operation_id]
+    served = OPERATIONS[operation_id]
+    return served if served.__module__ == "handlers.ops" else not_measured
 
 
 def create_app() -> AsyncApp:

@@ -81,7 +81,7 @@ class TestAccessLine:
             "request_id": request_id,
             "method": "GET",
             "path": "/api/heroes/424242",
-            "operation": "handlers.heroes.get_hero",
+            "operation": "getHero",
             "status": 404,
             "duration_ms": 0,
             "client": "testclient",
@@ -102,7 +102,7 @@ class TestAccessLine:
         [line] = [line for line in json_lines(capsys.readouterr().out) if line["logger"] != "httpx"]
         assert (line["logger"], line["operation"], line["status"]) == (
             "access",
-            "handlers.teams.update_team",
+            "updateTeam",
             200,
         )
 
@@ -188,7 +188,7 @@ class TestDebugLogs:
         assert response.status_code == 200
         [line] = [line for line in output.splitlines() if "readable-1" in line]
         assert "request" in line
-        assert "handlers.ops.live" in line
+        assert "getLiveness" in line
         with pytest.raises(json.JSONDecodeError):
             json.loads(line)
 

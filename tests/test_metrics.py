@@ -78,15 +78,15 @@ class TestCounts:
         after = scrape(pg_client)
 
         expected = {
-            ("handlers.ops.live", "GET", 200): 2,
-            ("handlers.teams.list_teams", "GET", 200): 1,
-            ("handlers.teams.create_team", "POST", 201): 1,
-            ("handlers.teams.create_team", "POST", 409): 1,
+            ("getLiveness", "GET", 200): 2,
+            ("listTeams", "GET", 200): 1,
+            ("createTeam", "POST", 201): 1,
+            ("createTeam", "POST", 409): 1,
             # The signature is checked before routing: a refused request matched no operation.
             ("unmatched", "GET", 401): 2,
             ("unmatched", "GET", 404): 1,
             # The first scrape is counted once it has been answered.
-            ("handlers.ops.metrics", "GET", 200): 1,
+            ("getMetrics", "GET", 200): 1,
         }
         for (operation, method, status), count in expected.items():
             delta = requests_total(after, operation, method, status) - requests_total(
@@ -198,7 +198,7 @@ class TestExposition:
             value(
                 samples,
                 "backoffice_test_http_requests_total",
-                operation="handlers.ops.live",
+                operation="getLiveness",
                 method="GET",
                 status="200",
             )
@@ -299,7 +299,7 @@ def test_a_scrape_of_any_worker_counts_the_requests_of_every_worker(
         response = httpx.get(f"{url}/metrics", headers={"Connection": "close"}, timeout=10)
         samples = parse(response.text)
         # The startup probe above answered one more.
-        assert requests_total(samples, "handlers.ops.live", "GET", 200) == sent + 1
+        assert requests_total(samples, "getLiveness", "GET", 200) == sent + 1
         for pid in workers:
             assert value(samples, "process_resident_memory_bytes", pid=str(pid)) > 0
         # As the README's "Several workers" says: no python_* family in multiprocess mode.

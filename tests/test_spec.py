@@ -12,6 +12,8 @@ import yaml
 from openapi_spec_validator import validate
 
 from app import SPEC
+from contract.problems import HTTP_METHODS
+from handlers import OPERATIONS, handler_of
 from settings import ROOT
 from tests.node_packages import npm_ci
 
@@ -60,6 +62,7 @@ def test_the_lint_refuses_what_the_contract_promises_never_to_have(
     spec = copy.deepcopy(load_spec())
     heroes = spec["paths"]["/api/heroes"]
     heroes["post"]["operationId"] = heroes["get"]["operationId"]
+    spec["paths"]["/api/teams"]["get"]["operationId"] = "handlers.teams.list_teams"
     del heroes["get"]["description"]
     heroes["get"]["responses"] = {"200": heroes["get"]["responses"]["200"]}
     del heroes["post"]["requestBody"]["content"]["application/json"]["examples"]
@@ -71,8 +74,30 @@ def test_the_lint_refuses_what_the_contract_promises_never_to_have(
 
     assert {problem["ruleId"] for problem in report["problems"]} == {
         "operation-operationId-unique",
+        "rule/operation-id-camel-case",
         "operation-description",
         "operation-4xx-response",
         "rule/request-body-example",
         "no-unused-components",
     }
+
+
+def test_every_operation_id_is_served_by_the_one_table_of_handlers() -> None:
+    operation_ids = {
+        operation["operationId"]
+        for item in load_spec()["paths"].values()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    }
+
+    assert operation_ids == set(OPERATIONS)
+
+
+def test_an_operation_id_the_table_lacks_stops_the_app_naming_it() -> None:
+    with pytest.raises(LookupError) as refused:
+        handler_of("handlers.heroes.list_heroes")
+
+    assert str(refused.value) == (
+        "openapi.yaml names operationId 'handlers.heroes.list_heroes', which no handler in "
+        "handlers/__init__.py serves"
+    )

@@ -53,7 +53,7 @@ def test_generated_types_and_the_example_program_type_check(node_bin: Path) -> N
     run(node_bin / "tsc", "--noEmit")
 
     assert '"/api/heroes/{hero_id}"' in types
-    assert "handlers.teams.list_team_heroes" in types
+    assert "getTeamHeroes" in types
 
 
 def test_the_middleware_reproduces_every_shared_signing_vector(node_bin: Path) -> None:
