@@ -47,6 +47,11 @@ VERIFIED = "signature_version"
 COMPONENTS = frozenset({*signing.TARGET_COMPONENTS, *signing.BOUND_HEADERS})
 COVERABLE = " ".join(f'"{name}"' for name in (*signing.TARGET_COMPONENTS, *signing.BOUND_HEADERS))
 PARAMETERS = frozenset({"created", "keyid", "alg", "nonce"})
+# On a read, If-None-Match only chooses 304 over 200, and a browser's HTTP cache adds it to a
+# request after the page signed it: there it may be left out of the signature (if covered, it
+# must still be the value signed). On unsafe methods it must be covered, as every bound header.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+OPTIONAL_ON_READS = frozenset({"if-none-match"})
 MAX_NONCE = 128
 SCHEMES = "Signature-Input and Signature (version 2, RFC 9421)"
 
@@ -140,7 +145,7 @@ class Verifier:
                 field=version_1[0],
             )
         if version_2:
-            return self._check_version_2(headers)
+            return self._check_version_2(headers, scope["method"])
         if version_1:
             return self._check_version_1(headers)
         accepted = SCHEMES if self.min_version == 2 else SCHEMES + " or x-timestamp and x-signature"
@@ -200,7 +205,7 @@ class Verifier:
             field=field,
         )
 
-    def _check_version_2(self, headers: Headers) -> Claim:
+    def _check_version_2(self, headers: Headers, method: str) -> Claim:
         signature_input = _structured(headers, "Signature-Input")
         signature = _structured(headers, "Signature")
         _single_header(headers, "content-digest", required=False)
@@ -214,8 +219,9 @@ class Verifier:
         components, parameters = signature_input[signing.LABEL]
         covered = _covered(components)
         carried = {name for name in signing.BOUND_HEADERS if name in headers}
+        required = carried - OPTIONAL_ON_READS if method in SAFE_METHODS else carried
         left_out = [
-            name for name in (*signing.TARGET_COMPONENTS, *sorted(carried)) if name not in covered
+            name for name in (*signing.TARGET_COMPONENTS, *sorted(required)) if name not in covered
         ]
         if left_out:
             raise SignatureRejected(

@@ -382,12 +382,29 @@ ATTACKS = [
         **BAD_V2,
     ),
     Attack(
-        "v2 GET with an If-None-Match the signature leaves out",
-        lambda: signed("GET", "/api/teams/1", version=2).with_header("if-none-match", '"1"'),
+        "v2 PATCH with an If-None-Match the signature leaves out",
+        lambda: v2_with("PATCH", "/api/teams/1", b'{"headquarters":"Moon"}').with_header(
+            "if-none-match", '"1"'
+        ),
         **refused(
             'the signature must cover "if-none-match", which the request carries',
             "Signature-Input",
         ),
+    ),
+    Attack(
+        "v2 DELETE with an If-None-Match the signature leaves out",
+        lambda: signed("DELETE", "/api/teams/1", version=2).with_header("if-none-match", "*"),
+        **refused(
+            'the signature must cover "if-none-match", which the request carries',
+            "Signature-Input",
+        ),
+    ),
+    Attack(
+        "v2 GET whose covered If-None-Match is changed",
+        lambda: v2_with("GET", "/api/teams/1", b"", **{"if-none-match": '"1"'}).with_header(
+            "if-none-match", '"2"'
+        ),
+        **BAD_V2,
     ),
     Attack(
         "v2 signature that leaves out @query",
@@ -688,6 +705,23 @@ def test_a_signature_in_upper_case_hex_is_accepted(
     )
 
     assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_v2_read_accepts_the_if_none_match_a_browser_cache_adds_after_signing(
+    method: str, frozen_app: TestClient, two_teams: Settings
+) -> None:
+    """The page signed the read; its HTTP cache then added the ETag it holds."""
+    request = signed(method, "/api/teams/1", version=2)
+    current = request.send(frozen_app).headers["etag"]
+
+    revalidated = request.with_header("if-none-match", current).send(frozen_app)
+    changed = request.with_header("if-none-match", '"999"').send(frozen_app)
+
+    assert revalidated.status_code == 304
+    assert revalidated.headers["etag"] == current
+    assert changed.status_code == 200
+    assert changed.headers["etag"] == current
 
 
 def test_an_unsigned_cors_preflight_is_answered(pg_settings: Settings) -> None:
