@@ -15,7 +15,6 @@ from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
 from connexion.spec import Specification
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.middleware.cors import CORSMiddleware
 
 import signing
 from contract import problems
@@ -26,6 +25,7 @@ from contract.validation import validator_map
 from handlers import handler_of
 from middleware.access import AccessMiddleware
 from middleware.caching import CacheControlMiddleware
+from middleware.cors import Cors
 from middleware.idempotency import IdempotencyMiddleware
 from middleware.media_types import MergePatchAsJson
 from middleware.signature import SignatureMiddleware, SignatureRejected
@@ -40,20 +40,6 @@ logger = logging.getLogger(__name__)
 
 SPEC = ROOT / "openapi.yaml"
 PURGE_SECONDS = 60
-CORS_REQUEST_HEADERS = [
-    "Content-Type",
-    "If-Match",
-    "If-None-Match",
-    "Idempotency-Key",
-    "X-Request-ID",
-    "x-signature",
-    "x-signature-version",
-    "x-timestamp",
-    "Signature",
-    "Signature-Input",
-    "Content-Digest",
-]
-CORS_EXPOSED_HEADERS = ["ETag", "Idempotent-Replayed", "Location", "Retry-After", "X-Request-ID"]
 
 
 async def _purge_expired(engine: AsyncEngine) -> None:
@@ -151,12 +137,9 @@ def create_app(
         settings=settings,
     )
     app.add_middleware(
-        cast(Any, CORSMiddleware),
+        cast(Any, Cors),
         position=MiddlewarePosition.BEFORE_EXCEPTION,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=CORS_REQUEST_HEADERS,
-        expose_headers=CORS_EXPOSED_HEADERS,
-        max_age=600,
+        origins=settings.cors_origins,
+        credentials=settings.cors_allow_credentials,
     )
     return app

@@ -3,6 +3,7 @@
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -25,6 +26,27 @@ ROOT = Path(__file__).resolve().parent
 # Each may instead be read from the file that `APP_<NAME>_FILE` names: Docker secrets and
 # Kubernetes Secret volumes mount files, which never show in `env` or `docker inspect`.
 SECRET_FILE_SETTINGS = ("secret_key", "secret_key_previous", "db_password")
+
+
+def browser_origin(value: str) -> str:
+    """`value` as a browser sends it in `Origin` (lower case, no default port, no slash), or
+    a ValueError saying how to write it: an origin that never matches would fail silently."""
+    if value == "*":
+        return value
+    example = "write scheme://host[:port], e.g. https://backoffice.example.com"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r} is not an origin: {example}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an origin (no http:// or https://): {example}")
+    if parts.username is not None or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"{value!r} is not an origin (it has more than a host): {example}")
+    scheme, host = parts.scheme.lower(), parts.hostname
+    host = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
 
 
 def _split_commas(value: object) -> object:
@@ -94,6 +116,9 @@ class Settings(BaseSettings):
     # may keep it, but revalidates with its ETag each time. Lists and errors are never stored.
     cache_max_age: int = Field(default=0, ge=0, le=86_400)
     cors_origins: Annotated[list[str], NoDecode] = []
+    # Lets a browser send cookies (a gateway's SSO session) with its calls: only with origins
+    # named in APP_CORS_ORIGINS, never with "*".
+    cors_allow_credentials: bool = False
     validate_responses: bool = False
 
     @model_validator(mode="before")
@@ -122,6 +147,20 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("cors_origins", mode="after")
+    @classmethod
+    def _browser_origins(cls, origins: list[str]) -> list[str]:
+        return list(dict.fromkeys(browser_origin(origin) for origin in origins))
+
+    @model_validator(mode="after")
+    def _credentials_need_named_origins(self) -> Self:
+        if self.cors_allow_credentials and "*" in self.cors_origins:
+            raise ValueError(
+                "APP_CORS_ALLOW_CREDENTIALS=true needs APP_CORS_ORIGINS to name each origin, "
+                "not *: any site could otherwise call the API with the user's cookies"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_weak_secrets(self) -> Self:

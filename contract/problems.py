@@ -14,6 +14,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.routing import compile_path
 
 from persistence import errors
@@ -74,7 +75,8 @@ def _scope(request: ConnexionRequest | None) -> dict[str, Any]:
     return getattr(request, "scope", None) or {}
 
 
-def render(request: ConnexionRequest | None, problem: Problem) -> ConnexionResponse:
+def document(problem: Problem, scope: Mapping[str, Any]) -> bytes:
+    """The problem+json body, with the request id the access layer put in `scope`."""
     body: dict[str, object] = {
         "type": problem.type,
         "title": problem.title,
@@ -83,15 +85,26 @@ def render(request: ConnexionRequest | None, problem: Problem) -> ConnexionRespo
     }
     if problem.field:
         body["field"] = problem.field
-    request_id = _scope(request).get("request_id")
+    request_id = scope.get("request_id")
     if request_id:
         body["request_id"] = request_id
+    return orjson.dumps(body)
+
+
+def render(request: ConnexionRequest | None, problem: Problem) -> ConnexionResponse:
     return ConnexionResponse(
         status_code=problem.status,
         mimetype=MEDIA_TYPE,
         content_type=MEDIA_TYPE,
-        body=orjson.dumps(body),
+        body=document(problem, _scope(request)),
         headers=problem.headers or {},
+    )
+
+
+def response(problem: Problem, scope: Mapping[str, Any]) -> Response:
+    """The same document as a plain ASGI response, for layers that answer before Connexion."""
+    return Response(
+        document(problem, scope), problem.status, problem.headers, media_type=MEDIA_TYPE
     )
 
 

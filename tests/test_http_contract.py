@@ -89,10 +89,92 @@ class TestCors:
         exposed = response.headers["access-control-expose-headers"].lower()
         assert {"etag", "location"} <= {name.strip() for name in exposed.split(",")}
 
-    def test_other_origins_are_not_allowed(self, cors_client: TestClient) -> None:
+    def test_other_origins_are_refused_with_a_problem_naming_the_origin(
+        self, cors_client: TestClient
+    ) -> None:
         response = cors_client.options(
             "/api/heroes",
             headers={"Origin": "http://evil.test", "Access-Control-Request-Method": "GET"},
         )
 
         assert "access-control-allow-origin" not in response.headers
+        assert_problem(
+            response,
+            400,
+            "the origin http://evil.test may not call this API: APP_CORS_ORIGINS does not list it",
+            "Origin",
+        )
+
+    def test_a_preflight_asking_for_an_unknown_header_is_refused_naming_it(
+        self, cors_client: TestClient
+    ) -> None:
+        response = cors_client.options(
+            "/api/heroes",
+            headers={
+                "Origin": FRONTEND,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "x-signature, x-api-key",
+            },
+        )
+
+        assert_problem(
+            response,
+            400,
+            "the header x-api-key is not allowed from a browser",
+            "Access-Control-Request-Headers",
+        )
+
+    def test_a_preflight_carrying_trace_context_is_allowed(self, cors_client: TestClient) -> None:
+        """OpenTelemetry's browser instrumentation adds traceparent (and tracestate) to fetch."""
+        response = cors_client.options(
+            "/api/heroes/1",
+            headers={
+                "Origin": FRONTEND,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "signature,signature-input,traceparent",
+            },
+        )
+
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == FRONTEND
+
+    def test_responses_expose_allow_and_send_no_credentials_by_default(
+        self, cors_client: TestClient
+    ) -> None:
+        response = cors_client.request("PUT", "/api/heroes", headers={"Origin": FRONTEND})
+
+        exposed = response.headers["access-control-expose-headers"].lower()
+        assert "allow" in {name.strip() for name in exposed.split(",")}
+        assert "access-control-allow-credentials" not in response.headers
+
+    def test_an_origin_written_with_a_trailing_slash_or_in_capitals_still_matches(
+        self, backend_settings: dict[str, Settings]
+    ) -> None:
+        settings = backend_settings["postgresql"].model_copy(
+            update={
+                "cors_origins": Settings.model_validate(
+                    {"debug": True, "cors_origins": "HTTP://Frontend.test:80/"}
+                ).cors_origins
+            }
+        )
+        with TestClient(create_app(settings)) as client:
+            response = client.get("/api/heroes", headers={"Origin": FRONTEND})
+
+        assert response.headers["access-control-allow-origin"] == FRONTEND
+
+    def test_credentials_are_allowed_only_when_opted_in(
+        self, backend_settings: dict[str, Settings]
+    ) -> None:
+        settings = backend_settings["postgresql"].model_copy(
+            update={"cors_origins": [FRONTEND], "cors_allow_credentials": True}
+        )
+        with TestClient(create_app(settings)) as client:
+            preflight = client.options(
+                "/api/heroes",
+                headers={"Origin": FRONTEND, "Access-Control-Request-Method": "POST"},
+            )
+            response = client.get("/api/heroes", headers={"Origin": FRONTEND})
+
+        assert preflight.headers["access-control-allow-credentials"] == "true"
+        assert response.headers["access-control-allow-credentials"] == "true"
+        assert response.headers["access-control-allow-origin"] == FRONTEND

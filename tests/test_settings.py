@@ -62,6 +62,58 @@ def test_comma_separated_cors_origins_are_split(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize(
+    ("written", "origin"),
+    [
+        ("http://localhost:3000/", "http://localhost:3000"),
+        ("HTTPS://Backoffice.Example.com", "https://backoffice.example.com"),
+        ("https://backoffice.example.com:443", "https://backoffice.example.com"),
+        ("http://[::1]:5173/", "http://[::1]:5173"),
+        ("*", "*"),
+    ],
+)
+def test_cors_origins_are_kept_as_a_browser_sends_them(
+    monkeypatch: pytest.MonkeyPatch, written: str, origin: str
+) -> None:
+    monkeypatch.setenv("APP_CORS_ORIGINS", written)
+
+    assert Settings(_env_file=None).cors_origins == [origin]  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("written", "why"),
+    [
+        ("backoffice.example.com", "no http:// or https://"),
+        ("localhost:3000", "no http:// or https://"),
+        ("https://backoffice.example.com/app", "it has more than a host"),
+        ("https://backoffice.example.com/?x=1", "it has more than a host"),
+        ("https://user@backoffice.example.com", "it has more than a host"),
+    ],
+)
+def test_a_cors_origin_that_could_never_match_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, written: str, why: str
+) -> None:
+    monkeypatch.setenv("APP_CORS_ORIGINS", f"http://ok.test,{written}")
+
+    with pytest.raises(ValidationError) as error:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+    assert error.value.errors()[0]["loc"] == ("cors_origins",)
+    assert f"{written!r} is not an origin ({why})" in str(error.value)
+
+
+def test_credentials_with_any_origin_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_CORS_ORIGINS", "*")
+    monkeypatch.setenv("APP_CORS_ALLOW_CREDENTIALS", "true")
+
+    with pytest.raises(ValidationError) as error:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+    assert "APP_CORS_ALLOW_CREDENTIALS=true needs APP_CORS_ORIGINS to name each origin" in str(
+        error.value
+    )
+
+
+@pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
         ("APP_DB_PORT", "abc", "db_port"),
