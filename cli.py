@@ -89,18 +89,22 @@ def _migrate(
     """Upgrade the schema; before serving, Alembic logs through the service's own logging."""
     from alembic import command
 
-    database_ready(
-        settings,
-        create_missing=True,
-        tracebacks=settings.debug if tracebacks is None else tracebacks,
-    )
+    tracebacks = settings.debug if tracebacks is None else tracebacks
+    database_ready(settings, create_missing=True, tracebacks=tracebacks)
     config = alembic_config(settings)
     if serving:
         from observability.logs import configure_logging
 
         configure_logging(settings)
         config.attributes["configure_logger"] = False
-    command.upgrade(config, revision)
+    try:
+        command.upgrade(config, revision)
+    except RuntimeError as error:
+        # A migration that refuses to run on this data says why, and what to do, in its message.
+        if tracebacks:
+            traceback.print_exc()
+        typer.secho(f"the schema was not upgraded: {error}", fg="red", err=True)
+        raise typer.Exit(2) from None
 
 
 # Relative revisions such as -1 look like options to the parser: take them as arguments.

@@ -56,10 +56,16 @@ teams = Table(
     metadata,
     Column("id", Identifier, primary_key=True, autoincrement=True),
     Column("name", String(100), nullable=False, unique=True),
+    # What makes a name unique: the SHA-256, in hex, of its compared form
+    # (`persistence.teams.name_key`), so that "Avengers", "avengers" and "Avengers " clash.
+    Column("name_key", String(64), nullable=False),
     Column("headquarters", String(200), nullable=False),
     Column("version", Integer, nullable=False, default=1),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # An index rather than a constraint: SQLite adds one to an existing table without rebuilding
+    # it, and INSERT ... ON CONFLICT (name_key) names it on both backends.
+    Index("uq_teams_name_key", "name_key", unique=True),
     # SQLite reuses the highest id after a delete unless the table is AUTOINCREMENT; a reused id
     # would answer an old ETag or URL with another resource. PostgreSQL identities never reuse.
     sqlite_autoincrement=True,

@@ -7,6 +7,7 @@ timeout; the traceback appears only with APP_DEBUG=true.
 
 import os
 import socket
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -185,4 +186,30 @@ def test_a_role_that_may_not_create_databases_is_told_which_command_to_ask_for(
         f'the database "{url.database}" does not exist and user "{role_without_createdb}" may '
         "not create databases: ask an administrator to run\n"
         f"  createdb -h {url.host} -p {url.port} -O {role_without_createdb} {url.database}\n" + HINT
+    )
+
+
+def test_a_migration_refused_by_the_data_stops_serve_with_its_reason_in_one_line(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "clashing.db"
+    url = f"sqlite+aiosqlite:///{database}"
+    assert (
+        backoffice("migrate", "upgrade", "5b1d2c7e9a40", cwd=tmp_path, APP_DB_URL=url).returncode
+        == 0
+    )
+    with sqlite3.connect(database) as connection:
+        connection.executemany(
+            "INSERT INTO teams (name, headquarters, version, created_at, updated_at) "
+            "VALUES (?, 'HQ', 1, '2026-11-26', '2026-11-26')",
+            [("Avengers",), ("AVENGERS",)],
+        )
+
+    result = backoffice("serve", "--port", str(free_port()), cwd=tmp_path, APP_DB_URL=url)
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        "the schema was not upgraded: 1 set(s) of teams have names that differ only in case, "
+        "white space or Unicode form: team 1 'Avengers', team 2 'AVENGERS'. Rename all but one "
+        "of each (PATCH /api/teams/{id}), then upgrade again; nothing was changed.\n"
     )

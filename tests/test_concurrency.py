@@ -138,8 +138,11 @@ class TestUniqueNames:
         responses = run(scenario, base_url)
 
         assert statuses(responses) == {201: 1, 409: CLIENTS - 1}
+        (winner,) = [response.json()["id"] for response in responses if response.status_code == 201]
         for refused in (response for response in responses if response.status_code == 409):
-            assert_problem(refused, 409, "a team named 'Avengers' already exists", "name")
+            assert_problem(
+                refused, 409, f"a team named 'Avengers' already exists (team {winner})", "name"
+            )
         assert query(database, "SELECT count(*) FROM teams") == [(1,)]
 
 

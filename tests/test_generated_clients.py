@@ -49,7 +49,7 @@ FLOW = [
     {
         "step": "create team again",
         "status": 409,
-        "detail": "a team named 'Preventers N' already exists",
+        "detail": "a team named 'Preventers N' already exists (team N)",
     },
 ]
 

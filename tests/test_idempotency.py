@@ -218,7 +218,7 @@ class TestFailedRequestsAreNotStored:
         answers = [client.post("/api/teams", json=PREVENTERS, headers=keyed(key)) for _ in range(2)]
 
         for answer in answers:
-            assert_problem(answer, 409, "a team named 'Preventers' already exists", "name")
+            assert_problem(answer, 409, "a team named 'Preventers' already exists (team 1)", "name")
             assert "idempotent-replayed" not in answer.headers
 
 

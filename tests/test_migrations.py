@@ -2,11 +2,13 @@
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from cli import alembic_config
 from settings import Settings
@@ -112,3 +114,64 @@ def test_sqlite_tables_become_autoincrement_keeping_every_row_and_team(tmp_path:
     assert heroes == [(1, 1), (2, None)]
     assert not any("AUTOINCREMENT" in sql for sql in downgraded.values()), downgraded
     assert heroes_after_downgrade == [(1, 1), (2, None)]
+
+
+def _team_rows(settings: Settings) -> Iterator[Any]:
+    url = settings.database_url
+    sync_driver = "postgresql+psycopg" if url.get_backend_name() == "postgresql" else "sqlite"
+    engine = create_engine(url.set(drivername=sync_driver))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def test_teams_whose_names_clash_as_read_stop_the_upgrade_naming_them_and_change_nothing(
+    empty_database: Settings,
+) -> None:
+    config = alembic_config(empty_database)
+    command.upgrade(config, "5b1d2c7e9a40")
+    for engine in _team_rows(empty_database):
+        with engine.begin() as connection:
+            for team_id, name in enumerate(
+                ["Avengers", "avengers ", "X-Force", "Unique", "\uff38-force"], start=1
+            ):
+                connection.execute(
+                    text(
+                        "INSERT INTO teams (id, name, headquarters, version, created_at, "
+                        "updated_at) VALUES (:id, :name, 'HQ', 1, '2026-11-26', '2026-11-26')"
+                    ),
+                    {"id": team_id, "name": name},
+                )
+
+        with pytest.raises(RuntimeError) as refused:
+            command.upgrade(config, "head")
+
+        assert str(refused.value) == (
+            "2 set(s) of teams have names that differ only in case, white space or Unicode "
+            "form: team 1 'Avengers', team 2 'avengers '; team 3 'X-Force', team 5 '\uff38-force'. "
+            "Rename all but one of each (PATCH /api/teams/{id}), then upgrade again; nothing was "
+            "changed."
+        )
+        with engine.connect() as connection:
+            revision = connection.execute(text("SELECT version_num FROM alembic_version"))
+            assert revision.scalar_one() == "5b1d2c7e9a40"
+            columns = {column["name"] for column in inspect(connection).get_columns("teams")}
+            assert "name_key" not in columns
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE teams SET name = 'Avengers B' WHERE id = 2"))
+            connection.execute(text("UPDATE teams SET name = 'Y-Force' WHERE id = 5"))
+
+        command.upgrade(config, "head")
+
+        with engine.connect() as connection:
+            keys = connection.execute(text("SELECT count(DISTINCT name_key) FROM teams"))
+            assert keys.scalar_one() == 5
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO teams (name, name_key, headquarters, version, created_at, "
+                    "updated_at) SELECT 'AVENGERS', name_key, 'HQ', 1, created_at, updated_at "
+                    "FROM teams WHERE id = 1"
+                )
+            )

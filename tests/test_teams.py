@@ -1,5 +1,11 @@
 """Teams: every operation's success and every declared error, on PostgreSQL and SQLite."""
 
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.problem_assertions import assert_problem
 from tests.signed_client import SignedClient
 
@@ -37,7 +43,7 @@ class TestCreateTeam:
             "/api/teams", json={"name": "Preventers", "headquarters": "Elsewhere"}
         )
 
-        assert_problem(response, 409, "a team named 'Preventers' already exists", "name")
+        assert_problem(response, 409, "a team named 'Preventers' already exists (team 1)", "name")
         assert len(client.get("/api/teams").json()["items"]) == 1
 
     def test_missing_name_is_refused_with_400_naming_the_field(self, client: SignedClient) -> None:
@@ -179,9 +185,9 @@ class TestUpdateTeam:
         create_team(client)
         other = create_team(client, name="Z-Force")
 
-        response = client.patch(f"/api/teams/{other['id']}", json={"name": "Preventers"})
+        response = client.patch(f"/api/teams/{other['id']}", json={"name": "preventers "})
 
-        assert_problem(response, 409, "a team named 'Preventers' already exists", "name")
+        assert_problem(response, 409, "a team named 'Preventers' already exists (team 1)", "name")
 
     def test_empty_patch_changes_nothing(self, client: SignedClient) -> None:
         team = create_team(client)
@@ -267,3 +273,87 @@ class TestListTeamHeroes:
 
     def test_unknown_team_gives_404(self, client: SignedClient) -> None:
         assert_problem(client.get("/api/teams/999/heroes"), 404, "team 999 does not exist")
+
+
+def _spellings_of(name: str) -> st.SearchStrategy[str]:
+    """`name` as people may type it again: other case, white space around it or doubled
+    inside, full-width letters (the same after NFKC)."""
+    space = st.sampled_from([" ", "  ", "\t", "\u3000", "\u00a0"])
+    cased = st.sampled_from([name.upper(), name.lower(), name.swapcase(), name.title()])
+    wide = st.just("".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in name))
+    doubled = st.just(name.replace(" ", "  "))
+    return st.builds(
+        lambda before, core, after: before + core + after,
+        st.one_of(st.just(""), space),
+        st.one_of(cased, wide, doubled),
+        st.one_of(st.just(""), space),
+    )
+
+
+# Each example's name is its own (the database is cleaned once per test, not per example).
+EXAMPLES = itertools.count()
+words = st.text(st.characters(codec="ascii", categories=["L", "Nd"]), min_size=1, max_size=12)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data(), first=words, second=words)
+def test_a_team_name_typed_again_in_any_case_spacing_or_width_is_taken(
+    client: SignedClient, data: st.DataObject, first: str, second: str
+) -> None:
+    name = f"{first} {second} {next(EXAMPLES)}"
+    created = client.post("/api/teams", json={"name": name, "headquarters": "HQ"})
+    assert created.status_code == 201, created.text
+    again = data.draw(_spellings_of(name), label="again")
+
+    response = client.post("/api/teams", json={"name": again, "headquarters": "Elsewhere"})
+
+    assert_problem(
+        response,
+        409,
+        f"a team named {name!r} already exists (team {created.json()['id']})",
+        "name",
+    )
+
+
+class TestTeamNamesAsPeopleReadThem:
+    def test_a_name_is_stored_without_the_white_space_around_it(self, client: SignedClient) -> None:
+        team = create_team(client, name="\u3000 Avengers \t")
+
+        assert team["name"] == "Avengers"
+        assert client.get(f"/api/teams/{team['id']}").json()["name"] == "Avengers"
+
+    @pytest.mark.parametrize("blank", [" ", "\t\n", "\u3000", "\u00a0\u2003", "\ufeff"])
+    def test_a_name_of_white_space_only_is_refused_with_400(
+        self, client: SignedClient, blank: str
+    ) -> None:
+        response = client.post("/api/teams", json={"name": blank, "headquarters": "HQ"})
+
+        assert response.status_code == 400, response.text
+        assert response.json()["field"] == "name"
+
+    def test_a_team_may_be_renamed_to_another_spelling_of_its_own_name(
+        self, client: SignedClient
+    ) -> None:
+        team = create_team(client, name="Avengers")
+
+        response = client.patch(f"/api/teams/{team['id']}", json={"name": "AVENGERS "})
+
+        assert response.status_code == 200, response.text
+        assert response.json()["name"] == "AVENGERS"
+
+    def test_two_teams_of_different_names_that_share_a_prefix_both_exist(
+        self, client: SignedClient
+    ) -> None:
+        create_team(client, name="Avengers")
+
+        assert (
+            client.post(
+                "/api/teams", json={"name": "Avengers Academy", "headquarters": "HQ"}
+            ).status_code
+            == 201
+        )
