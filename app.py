@@ -21,13 +21,14 @@ from contract import problems
 from contract.docs_page import SwaggerUIDist, swagger_ui_options
 from contract.jsonifier import OrjsonJsonifier
 from contract.operations import PrebuiltAsyncApp
+from contract.routes import Routes
 from contract.validation import validator_map
 from handlers import handler_of
 from middleware.access import AccessMiddleware
 from middleware.caching import CacheControlMiddleware
 from middleware.cors import Cors
 from middleware.idempotency import IdempotencyMiddleware
-from middleware.media_types import MergePatchAsJson
+from middleware.media_types import MediaTypes
 from middleware.signature import SignatureMiddleware, SignatureRejected
 from observability import logs, metrics
 from persistence.database import ENGINE, LONE_STATEMENTS, create_engine, lone_statements
@@ -101,7 +102,9 @@ def create_app(
         swagger_ui_options=swagger_ui_options(settings),
     )
     app.add_api(SPEC, name="backoffice", resolver=Resolver(function_resolver=handler_of))
-    problems.register(app, Specification.load(SPEC)["paths"])
+    specification = Specification.load(SPEC)
+    paths = specification["paths"]
+    problems.register(app, paths)
     # Counted where they are rendered, rather than by an ASGI layer that every request crosses.
     app.add_error_handler(
         SignatureRejected,
@@ -116,6 +119,7 @@ def create_app(
         cast(Any, AccessMiddleware),
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         metrics=telemetry,
+        routes=Routes(paths),
     )
     # Before routing: an unsigned request is refused before the router could redirect it.
     app.add_middleware(
@@ -125,7 +129,7 @@ def create_app(
         clock=clock,
     )
     app.add_middleware(cast(Any, SwaggerUIDist), position=MiddlewarePosition.BEFORE_SWAGGER)
-    app.add_middleware(cast(Any, MergePatchAsJson), position=MiddlewarePosition.BEFORE_VALIDATION)
+    app.add_middleware(cast(Any, MediaTypes), position=MiddlewarePosition.BEFORE_VALIDATION)
     app.add_middleware(
         cast(Any, IdempotencyMiddleware),
         position=MiddlewarePosition.BEFORE_CONTEXT,

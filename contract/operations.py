@@ -30,6 +30,9 @@ from connexion.middleware.security import SecurityMiddleware
 from connexion.operations import AbstractOperation
 from connexion.security import SECURITY_HANDLERS, AbstractSecurityHandler, ApiKeySecurityHandler
 
+from contract.parameters import StrictURIParser
+from contract.problems import Problem
+
 
 class _ParameterDecorator(AsyncParameterDecorator):
     """Connexion's, less the work a request to this spec never needs: it read the form of every
@@ -49,6 +52,12 @@ class _ParameterDecorator(AsyncParameterDecorator):
             body = self._maybe_get_body(request, arguments=arguments, has_kwargs=has_kwargs)
             while asyncio.iscoroutine(body):
                 body = await body
+            if isinstance(body, bytes):
+                # Connexion hands over raw bytes when no validator read the body as JSON: a
+                # body never reaches a handler unvalidated.
+                raise Problem(
+                    415, f"the request body ({request.content_type}) was not read as JSON"
+                )
             files: Any = await request.files() if request.mimetype in FORM_CONTENT_TYPES else {}
             kwargs = prep_kwargs(
                 request,
@@ -143,6 +152,7 @@ class PrebuiltAsyncApp(AsyncApp):
     def __init__(self, import_name: str, **options: Any) -> None:
         logging.getLogger(CONTENT_TYPES_LOGGER).setLevel(logging.ERROR)
         options.setdefault("middlewares", _stages(options.get("validate_responses", False)))
+        options.setdefault("uri_parser_class", StrictURIParser)
         security_map = {**SECURITY_HANDLERS, "apiKey": _ApiKeyHandler}
         super().__init__(import_name, security_map=security_map, **options)
         self._middleware_app.api_cls = _PrebuiltApi

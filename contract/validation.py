@@ -13,6 +13,7 @@ from jsonschema import Draft4Validator, ValidationError
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
+from contract.parameters import not_an_integer
 from contract.problems import Problem
 
 type Accepts = t.Callable[[t.Any], bool]
@@ -175,7 +176,11 @@ class ParametersValidator(ParameterValidator):
             if param.get("required"):
                 raise Problem(400, f"the {location} parameter '{name}' is required", field=name)
             return
-        accepts, validator = self.compiled(param["schema"], Draft4Validator)
+        schema = param["schema"]
+        if schema.get("type") == "integer" and isinstance(value, str):
+            # Left as text by `contract.parameters`: not 1 to 19 plain ASCII digits.
+            raise not_an_integer(location, name, value)
+        accepts, validator = self.compiled(schema, Draft4Validator)
         if accepts(value):
             return
         error = next(iter(validator.iter_errors(value)), None)

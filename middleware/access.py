@@ -2,6 +2,9 @@
 
 Both the log and the metrics need the response's status and the request's duration, so they
 share one wrapper of `send` instead of each adding a layer that every request passes through.
+This outermost layer also names the request's operation (`contract.routes`) for the layers
+inside it, and closes the connection after a response sent before the request's body was read:
+the server would otherwise go on receiving and parsing a body nobody reads.
 """
 
 import logging
@@ -12,11 +15,13 @@ import time
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from observability.metrics import METHODS, Metrics, operation_label
+from contract.routes import ROUTE, Routes
+from observability.metrics import METHODS, UNMATCHED, Metrics
 
 # Read and written as raw ASGI headers: starlette's Headers and MutableHeaders copy the whole
 # header list to get or set this one (about 1 us each, on every request).
 REQUEST_ID_HEADER = b"x-request-id"
+CONNECTION_CLOSE = (b"connection", b"close")
 # Anything else a client sends as its request id is replaced, so a log line can't be forged.
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
@@ -35,6 +40,14 @@ def request_id_from(scope: Scope) -> bytes:
     return b"%032x" % random.getrandbits(128)
 
 
+def announces_body(scope: Scope) -> bool:
+    """Whether the request says a body follows: a non-zero Content-Length, or chunks."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0 ")):
+            return True
+    return False
+
+
 class AccessMiddleware:
     """Gives each request an id (echoed in `X-Request-ID`), counts and times it by operation,
     and logs one line when it ends.
@@ -43,9 +56,10 @@ class AccessMiddleware:
     signatures and personal data.
     """
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, routes: Routes) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,10 +69,16 @@ class AccessMiddleware:
         request_id = raw_id.decode()
         # `problems.render` reads the id from here into every problem+json body.
         scope["request_id"] = request_id
-        # Connexion's router records the operation in this dict; the stages between here and
-        # the router pass shallow copies of the scope, which share it.
-        scope.setdefault("extensions", {})
+        route = scope[ROUTE] = self.routes.match(scope["method"], scope["path"])
         status = 500
+        body_pending = announces_body(scope)
+
+        async def receive_observed() -> Message:
+            nonlocal body_pending
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_pending = False
+            return message
 
         async def send_observed(message: Message) -> None:
             nonlocal status
@@ -68,6 +88,8 @@ class AccessMiddleware:
                     pair for pair in message.get("headers", ()) if pair[0] != REQUEST_ID_HEADER
                 ]
                 headers.append((REQUEST_ID_HEADER, raw_id))
+                if body_pending:
+                    headers.append(CONNECTION_CLOSE)
                 message["headers"] = headers
             await send(message)
 
@@ -77,16 +99,16 @@ class AccessMiddleware:
         context = structlog.contextvars.bind_contextvars(request_id=request_id)
         self.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, send_observed)
+            await self.app(scope, receive_observed if body_pending else receive, send_observed)
         finally:
             self.metrics.in_flight.dec()
             try:
-                self._record(scope, status, time.perf_counter() - started)
+                operation = route.operation_id if route else UNMATCHED
+                self._record(scope, operation, status, time.perf_counter() - started)
             finally:
                 structlog.contextvars.reset_contextvars(**context)
 
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        operation = operation_label(scope)
+    def _record(self, scope: Scope, operation: str, status: int, seconds: float) -> None:
         method: str = scope["method"]
         self.metrics.record_request(
             operation, method if method in METHODS else "other", status, seconds

@@ -11,11 +11,11 @@ failed request (an error, a crash, a lost database) leaves nothing behind and ma
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from connexion.middleware.abstract import ROUTING_CONTEXT
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.problems import Problem
+from contract.routes import ROUTE
 from middleware.request_body import read_body, replaying
 from persistence import idempotency
 from persistence.database import joining, transaction
@@ -63,8 +63,7 @@ class IdempotencyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = Headers(scope=scope).get("idempotency-key") if scope["type"] == "http" else None
-        routed = scope.get("extensions", {}).get(ROUTING_CONTEXT, {}).get("operation_id")
-        if key is None or scope["method"] != "POST" or routed is None:
+        if key is None or scope["method"] != "POST" or scope.get(ROUTE) is None:
             await self.app(scope, receive, send)
             return
         body = await read_body(receive, self.max_body_bytes)

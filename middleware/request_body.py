@@ -43,6 +43,9 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     size = 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            # Nobody reads the answer, but the access line says what happened.
+            raise Problem(400, "the client closed the connection before the whole body arrived")
         if message["type"] != "http.request":
             break
         chunk = message.get("body", b"")

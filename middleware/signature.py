@@ -1,9 +1,11 @@
-"""Verifies the request signature of every `/api` request before Connexion's security stage.
+"""Verifies the request signature of every `/api` request before Connexion routes it.
 
-Connexion's security handlers never see the body, so this ASGI middleware does the work: it
-checks the headers (present, well-formed, fresh, a version accepted), then reads the body (up
-to `APP_MAX_BODY_BYTES`), checks the HMAC, records unsafe requests' signatures so each is
-accepted once, and replays the body downstream for validation and the handler.
+Connexion's security handlers never see the body, so this ASGI middleware does the work, the
+cheapest checks first: the headers (present, well-formed, fresh, a version and key accepted);
+a version 2 signature base, which needs no body; then, only for an operation that takes a body,
+the body (up to `APP_MAX_BODY_BYTES`) against the version 1 HMAC or the version 2
+Content-Digest. It records unsafe requests' signatures so each is accepted once, and replays
+the body downstream for validation and the handler.
 """
 
 import hashlib
@@ -25,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import signing
 from contract.problems import Problem
+from contract.routes import ROUTE, Route
 from middleware.request_body import (
     check_content_type,
     check_declared_length,
@@ -74,6 +77,34 @@ def _single_header(headers: Headers, name: str, *, required: bool = True) -> str
     if required:
         raise SignatureRejected("missing_header", f"the {name} header is missing", field=name)
     return None
+
+
+# Header fields that a signature covers or a handler reads as one value. Sent as two field
+# lines, a verifier and a handler could each read another value (RFC 9421 joins the lines;
+# the handler took the first), so a repeated line is refused rather than interpreted.
+SINGLE_LINE_HEADERS = (
+    "content-type",
+    "content-digest",
+    "if-match",
+    "if-none-match",
+    "idempotency-key",
+)
+
+
+def check_single_lines(scope: Scope) -> None:
+    seen: set[bytes] = set()
+    for name, _ in scope["headers"]:
+        if name in seen and name.decode() in SINGLE_LINE_HEADERS:
+            header = name.decode().title()
+            raise Problem(
+                400,
+                f"{header} is sent more than once: send one field line (join several entity "
+                "tags with commas)"
+                if header.startswith("If-")
+                else f"{header} is sent more than once: send one field line",
+                field=header,
+            )
+        seen.add(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,9 +319,35 @@ class Verifier:
             )
         return created
 
+    def check_before_body(self, scope: Scope, claim: Claim, *, body_follows: bool) -> None:
+        """Version 2's signature base, which covers the body's digest but not the body."""
+        if claim.version != 2:
+            return
+        if body_follows and "content-digest" not in claim.covered:
+            raise SignatureRejected(
+                "uncovered_component",
+                "a request with a body must carry Content-Digest, covered by the signature",
+                field="Content-Digest",
+            )
+        try:
+            self.rfc9421.verify(_received(scope), max_age=None)
+        except HTTPMessageSignaturesException:
+            raise SignatureRejected(
+                "bad_signature",
+                "Signature does not match this request (signature version 2)",
+                field="Signature",
+            ) from None
+
     def check_signature(self, scope: Scope, claim: Claim, body: bytes) -> None:
+        """The whole check, for a request whose body is at hand."""
+        self.check_before_body(scope, claim, body_follows=bool(body))
+        self.check_body(scope, claim, body)
+
+    def check_body(self, scope: Scope, claim: Claim, body: bytes) -> None:
+        """The body, against the version 1 HMAC or the version 2 Content-Digest (after
+        `check_before_body`)."""
         if claim.version == 2:
-            self._check_version_2_signature(scope, claim, body)
+            self._check_version_2_body(scope, claim, body)
             return
         message = signing.signed_bytes(scope["method"], body, claim.timestamp)
         # Check every key (no early exit), so timing does not tell which key is current.
@@ -304,28 +361,19 @@ class Verifier:
                 field="x-signature",
             )
 
-    def _check_version_2_signature(self, scope: Scope, claim: Claim, body: bytes) -> None:
-        if body and "content-digest" not in claim.covered:
-            raise SignatureRejected(
-                "uncovered_component",
-                "a request with a body must carry Content-Digest, covered by the signature",
-                field="Content-Digest",
-            )
-        message = _received(scope)
-        try:
-            self.rfc9421.verify(message, max_age=None)
-        except HTTPMessageSignaturesException:
-            raise SignatureRejected(
-                "bad_signature",
-                "Signature does not match this request (signature version 2)",
-                field="Signature",
-            ) from None
+    def _check_version_2_body(self, scope: Scope, claim: Claim, body: bytes) -> None:
         if "content-digest" not in claim.covered:
+            if body:
+                raise SignatureRejected(
+                    "uncovered_component",
+                    "a request with a body must carry Content-Digest, covered by the signature",
+                    field="Content-Digest",
+                )
             return
         try:
             # The covered field, checked against the exact bytes received (the library's
             # verify_body would parse the covered components a second time to find it).
-            ContentDigest.verify(message.headers["content-digest"], body)
+            ContentDigest.verify(Headers(scope=scope)["content-digest"], body)
         except HTTPMessageSignaturesException:
             raise SignatureRejected(
                 "bad_digest",
@@ -411,24 +459,53 @@ class SignatureMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        check_declared_length(Headers(scope=scope), self.max_body_bytes)
-        check_content_type(Headers(scope=scope))
+        headers = Headers(scope=scope)
+        check_declared_length(headers, self.max_body_bytes)
+        check_content_type(headers)
         path: str = scope["path"]
         is_api = path == SIGNED_PREFIX or path.startswith(SIGNED_PREFIX + "/")
-        claim = (
-            self.verifier.check_headers(scope) if is_api and scope["method"] != "OPTIONS" else None
+        if not is_api or scope["method"] == "OPTIONS":
+            # Nothing here reads the body: a request that takes none never has it read.
+            await self.app(scope, receive, send)
+            return
+        # The cheap checks first: a request nobody signed is refused before anything else.
+        claim = self.verifier.check_headers(scope)
+        check_single_lines(scope)
+        route: Route | None = scope.get(ROUTE)
+        takes_body = route is not None and route.takes_body
+        announced = bool(headers.get("content-length", "").strip("0 ")) or (
+            "transfer-encoding" in headers
         )
-        body = await read_body(receive, self.max_body_bytes)
-        scope = _with_content_length(scope, len(body))
-        if claim is not None:
-            self.verifier.check_signature(scope, claim, body)
-            if self.verifier.needs_replay_check(scope["method"]):
-                await self._accept_once(scope, claim)
-            scope[VERIFIED] = claim.version
+        # Version 2 covers the body through Content-Digest, a header: its signature is
+        # verified before a byte of the body is read.
+        self.verifier.check_before_body(scope, claim, body_follows=announced)
+        if takes_body:
+            body = await read_body(receive, self.max_body_bytes) if announced else b""
+            scope = _with_content_length(scope, len(body))
+            self.verifier.check_body(scope, claim, body)
+        else:
+            # Never read: the body that a signature of such a request covers is empty. (A body
+            # sent to no operation is not read either, so its version 1 HMAC cannot be checked;
+            # nothing runs for it.)
+            body = b""
+            if claim.version == 1 and not (announced and route is None):
+                self.verifier.check_body(scope, claim, body)
+        if route is None:
             if path.endswith("/"):
                 # No /api path ends in "/": answered here, not redirected by the router to a
                 # Location built from the client's Host header.
                 raise Problem(404, f"no resource at {path}")
+            # The router answers 404 or 405.
+            await self.app(scope, receive, send)
+            return
+        route.check_path(path)
+        if announced and not takes_body:
+            raise Problem(400, f"{scope['method']} {path} takes no request body")
+        if not takes_body:
+            scope = _with_content_length(scope, 0)
+        if self.verifier.needs_replay_check(scope["method"]):
+            await self._accept_once(scope, claim)
+        scope[VERIFIED] = claim.version
         await self.app(scope, replaying(body, receive), send)
 
     async def _accept_once(self, scope: Scope, claim: Claim) -> None:

@@ -15,7 +15,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from connexion.middleware.abstract import ROUTING_CONTEXT
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -32,7 +31,6 @@ from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
-from starlette.types import Scope
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
@@ -54,12 +52,6 @@ def service_version() -> str:
         return version("backoffice")
     except PackageNotFoundError:  # running from a source tree that was never installed
         return "unknown"
-
-
-def operation_label(scope: Scope) -> str:
-    """The operationId Connexion's router matched, or `unmatched`."""
-    routing = scope.get("extensions", {}).get(ROUTING_CONTEXT, {})
-    return routing.get("operation_id") or UNMATCHED
 
 
 def _statement_kind(statement: str) -> str:

@@ -8,8 +8,10 @@ secret in a log line.
 """
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -86,15 +88,27 @@ TARGETS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def pg_app(app_clients: dict[str, TestClient], backend_settings: dict[str, Settings]) -> TestClient:
-    """The session's app on PostgreSQL, with team 1 and hero 1 to aim at."""
-    truncate_all(backend_settings["postgresql"])
-    client = SignedClient(app_clients["postgresql"], TEST_KEY, version=2)
+def _with_targets(app: TestClient, settings: Settings) -> TestClient:
+    truncate_all(settings)
+    client = SignedClient(app, TEST_KEY, version=2)
     team = client.post("/api/teams", json={"name": "Target", "headquarters": "HQ"})
     hero = client.post("/api/heroes", json={"name": "Target", "secret_name": "Hidden"})
     assert (team.status_code, hero.status_code) == (201, 201)
-    return app_clients["postgresql"]
+    return app
+
+
+@pytest.fixture(scope="module")
+def pg_app(app_clients: dict[str, TestClient], backend_settings: dict[str, Settings]) -> TestClient:
+    """The session's app on PostgreSQL, with team 1 and hero 1 to aim at."""
+    return _with_targets(app_clients["postgresql"], backend_settings["postgresql"])
+
+
+@pytest.fixture
+def targets(
+    app_clients: dict[str, TestClient], backend_settings: dict[str, Settings]
+) -> TestClient:
+    """The same, afresh for one test (others truncate the database in between)."""
+    return _with_targets(app_clients["postgresql"], backend_settings["postgresql"])
 
 
 def _signed(
@@ -318,3 +332,234 @@ def pg_settings_engine(backend_settings: dict[str, Settings]) -> Iterator[Any]:
     engine = create_engine(backend_settings["postgresql"])
     yield engine.sync_engine
     engine.sync_engine.dispose()
+
+
+# --- media types, whatever their case ---------------------------------------------------------
+
+
+@st.composite
+def spelled(draw: st.DrawFn, media_type: str) -> str:
+    """`media_type` in any case, with optional whitespace and a charset parameter."""
+    letters = [draw(st.sampled_from([c.lower(), c.upper()])) for c in media_type]
+    text = "".join(letters)
+    if draw(st.booleans()):
+        name = "".join(draw(st.sampled_from([c.lower(), c.upper()])) for c in "charset")
+        text += draw(st.sampled_from([";", "; ", " ; "])) + name + "=utf-8"
+    return draw(st.sampled_from(["", " "])) + text
+
+
+@ENOUGH
+@given(
+    content_type=spelled("application/json"),
+    version=st.sampled_from([1, 2]),
+    valid=st.booleans(),
+    n=st.integers(0, 10**9),
+)
+def test_a_json_body_in_any_case_of_its_media_type_is_validated_as_json(
+    targets: TestClient, content_type: str, version: signing.Version, valid: bool, n: int
+) -> None:
+    body = (
+        json.dumps({"name": f"Cased {n}", "headquarters": "HQ"})
+        if valid
+        else json.dumps({"name": n, "headquarters": "HQ"})
+    ).encode()
+    headers = {"Content-Type": content_type}
+    headers |= signing.signed_headers(
+        "POST", "/api/teams", body, TEST_KEY, version, headers=headers
+    )
+
+    response = targets.post("/api/teams", content=body, headers=headers)
+
+    if valid:
+        assert response.status_code in (201, 409), response.text
+        assert response.status_code == 409 or response.json()["headquarters"] == "HQ"
+    else:
+        assert_problem(response, 400, f"'name': {n} is not of type 'string'", "name")
+
+
+@ENOUGH
+@given(
+    content_type=spelled("application/merge-patch+json") | spelled("application/json"),
+    version=st.sampled_from([1, 2]),
+)
+def test_a_patch_in_any_case_of_its_media_type_is_validated_as_a_merge_patch(
+    targets: TestClient, content_type: str, version: signing.Version
+) -> None:
+    body = b'{"headquarters": 7}'
+    headers = {"Content-Type": content_type}
+    headers |= signing.signed_headers(
+        "PATCH", "/api/teams/1", body, TEST_KEY, version, headers=headers
+    )
+
+    response = targets.patch("/api/teams/1", content=body, headers=headers)
+
+    assert_problem(response, 400, "'headquarters': 7 is not of type 'string'", "headquarters")
+
+
+def test_a_body_of_a_media_type_the_operation_does_not_take_is_refused_with_415(
+    pg_client: SignedClient,
+) -> None:
+    response = pg_client.post(
+        "/api/teams",
+        content=b'{"name": 5}',
+        headers={"Content-Type": "TEXT/plain"},
+    )
+
+    assert_problem(
+        response, 415, "Invalid Content-type (text/plain), expected ['application/json']"
+    )
+
+
+# --- integers in 1 to 19 plain ASCII digits -------------------------------------------------
+
+not_plain_digits = st.one_of(
+    st.sampled_from(
+        [
+            "1_0",
+            "+2",
+            " 2",
+            "2 ",
+            "\u0661\u0662",
+            "\uff11\uff12",
+            "0x1f",
+            "1e3",
+            "2.0",
+            "",
+            "9" * 5000,
+        ]
+    ),
+    st.text(min_size=1, max_size=30).filter(
+        lambda value: not re.fullmatch(r"-?[0-9]{1,19}", value)
+    ),
+    st.integers(10**19, 10**40).map(str),
+)
+
+
+@ENOUGH
+@given(value=not_plain_digits, version=st.sampled_from([1, 2]))
+def test_a_path_id_that_is_not_plain_ascii_digits_names_no_resource(
+    targets: TestClient, value: str, version: signing.Version
+) -> None:
+    path = "/api/heroes/" + quote(value, safe="")
+    signed = signing.signed_headers("GET", path, b"", TEST_KEY, version)
+
+    response = targets.get(path, headers=signed)
+
+    if "/" in value or value == "":
+        assert response.status_code == 404, response.text
+        return
+    assert_problem(
+        response,
+        404,
+        f"no resource at /api/heroes/{value}: hero_id is an integer written in 1 to 19 ASCII "
+        "digits",
+        "hero_id",
+    )
+
+
+@ENOUGH
+@given(
+    value=not_plain_digits,
+    name=st.sampled_from(["limit", "team_id"]),
+    version=st.sampled_from([1, 2]),
+)
+def test_an_integer_query_value_that_is_not_plain_ascii_digits_is_refused_naming_it(
+    targets: TestClient, value: str, name: str, version: signing.Version
+) -> None:
+    path = f"/api/heroes?{name}=" + quote(value, safe="")
+    signed = signing.signed_headers("GET", path, b"", TEST_KEY, version)
+
+    response = targets.get(path, headers=signed)
+
+    assert_problem(
+        response,
+        400,
+        f"query parameter '{name}' must be an integer written in 1 to 19 ASCII digits, "
+        f"not {value[:40]!r}",
+        name,
+    )
+
+
+@ENOUGH
+@given(value=st.integers(1, 2**63 - 1), version=st.sampled_from([1, 2]))
+def test_any_id_in_plain_digits_within_int64_reaches_the_handler(
+    targets: TestClient, value: int, version: signing.Version
+) -> None:
+    path = f"/api/teams/{value:0{len(str(value))}d}"
+    signed = signing.signed_headers("GET", path, b"", TEST_KEY, version)
+
+    response = targets.get(path, headers=signed)
+
+    if value == 1:
+        assert response.status_code == 200
+    else:
+        assert_problem(response, 404, f"team {value} does not exist")
+
+
+# --- one field line for each header a signature or a handler reads -------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "second", "detail"),
+    [
+        (
+            "If-Match",
+            "*",
+            '"1"',
+            "If-Match is sent more than once: send one field line (join "
+            "several entity tags with commas)",
+        ),
+        (
+            "If-None-Match",
+            '"1"',
+            '"2"',
+            "If-None-Match is sent more than once: send one field "
+            "line (join several entity tags with commas)",
+        ),
+        (
+            "Idempotency-Key",
+            "a",
+            "b",
+            "Idempotency-Key is sent more than once: send one field line",
+        ),
+        (
+            "Content-Type",
+            "application/json",
+            "text/plain",
+            "Content-Type is sent more than once: send one field line",
+        ),
+    ],
+)
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_header_sent_as_two_field_lines_is_refused_whatever_the_signature_covers(
+    targets: TestClient,
+    name: str,
+    first: str,
+    second: str,
+    detail: str,
+    version: signing.Version,
+    backend_settings: dict[str, Settings],
+) -> None:
+    """RFC 9421 signs the lines joined ("*, \\"1\\""), which a handler reading one never sees."""
+    body = b'{"headquarters":"Twice"}'
+    joined = {name: f"{first}, {second}", "Content-Type": "application/merge-patch+json"}
+    signed = signing.signed_headers(
+        "PATCH", "/api/teams/1", body, TEST_KEY, version, headers=joined
+    )
+    lines = [
+        *((k, v) for k, v in joined.items() if k != name),
+        (name, first),
+        (name, second),
+        *signed.items(),
+    ]
+
+    response = targets.patch("/api/teams/1", content=body, headers=lines)
+
+    assert_problem(response, 400, detail, name)
+    engine = sync_engine(backend_settings["postgresql"])
+    try:
+        with engine.connect() as conn:
+            headquarters = conn.execute(text("SELECT headquarters FROM teams WHERE id = 1"))
+            assert headquarters.scalar_one() != "Twice"
+    finally:
+        engine.dispose()

@@ -82,8 +82,8 @@ class TestCounts:
             ("listTeams", "GET", 200): 1,
             ("createTeam", "POST", 201): 1,
             ("createTeam", "POST", 409): 1,
-            # The signature is checked before routing: a refused request matched no operation.
-            ("unmatched", "GET", 401): 2,
+            # A refused signature is counted under the operation the request named.
+            ("listTeams", "GET", 401): 2,
             ("unmatched", "GET", 404): 1,
             # The first scrape is counted once it has been answered.
             ("getMetrics", "GET", 200): 1,

@@ -115,9 +115,13 @@ class TestGetTeam:
     def test_unknown_team_gives_404(self, client: SignedClient) -> None:
         assert_problem(client.get("/api/teams/999"), 404, "team 999 does not exist")
 
-    def test_non_numeric_id_matches_no_resource(self, client: SignedClient) -> None:
-        # Connexion routes `{team_id}` as an integer path segment, so "abc" matches no route.
-        assert_problem(client.get("/api/teams/abc"), 404, "no resource at /api/teams/abc")
+    def test_a_non_numeric_id_names_no_resource(self, client: SignedClient) -> None:
+        assert_problem(
+            client.get("/api/teams/abc"),
+            404,
+            "no resource at /api/teams/abc: team_id is an integer written in 1 to 19 ASCII digits",
+            "team_id",
+        )
 
     def test_id_beyond_64_bits_gives_400(self, client: SignedClient) -> None:
         response = client.get(f"/api/teams/{2**63}")
