@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import signing
 from contract import problems
-from contract.docs_page import SwaggerUIDist, swagger_ui_options
+from contract.docs_page import SpecDocuments, SwaggerUIDist, swagger_ui_options
 from contract.jsonifier import OrjsonJsonifier
 from contract.operations import PrebuiltAsyncApp
 from contract.routes import Routes
@@ -128,7 +128,11 @@ def create_app(
         settings=settings,
         clock=clock,
     )
-    app.add_middleware(cast(Any, SwaggerUIDist), position=MiddlewarePosition.BEFORE_SWAGGER)
+    app.add_middleware(
+        cast(Any, SwaggerUIDist),
+        position=MiddlewarePosition.BEFORE_SWAGGER,
+        documents=SpecDocuments(specification.raw),
+    )
     app.add_middleware(cast(Any, MediaTypes), position=MiddlewarePosition.BEFORE_VALIDATION)
     app.add_middleware(
         cast(Any, IdempotencyMiddleware),

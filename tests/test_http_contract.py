@@ -32,14 +32,51 @@ class TestDocumentation:
         assert "swagger-ui" in response.text.lower()
         assert "/openapi.json" in response.text
 
-    def test_spec_is_served_as_json_and_yaml(self, client: SignedClient) -> None:
+    def test_spec_is_served_as_written_with_only_servers_adapted(
+        self, client: SignedClient
+    ) -> None:
         as_json = client.raw.get("/openapi.json")
         as_yaml = client.raw.get("/openapi.yaml")
 
+        served = SPEC | {"servers": [{"url": ""}]}
         assert as_json.status_code == 200
+        assert as_json.headers["content-type"] == "application/json"
+        assert as_json.json() == served
         assert as_yaml.status_code == 200
-        assert as_json.json()["paths"].keys() == SPEC["paths"].keys()
-        assert yaml.safe_load(as_yaml.text)["info"] == SPEC["info"]
+        assert as_yaml.headers["content-type"] == "text/yaml; charset=utf-8"
+        assert yaml.safe_load(as_yaml.text) == served
+        parameters = as_json.json()["paths"]["/api/heroes"]["get"]["parameters"]
+        assert parameters[0] == {"$ref": "#/components/parameters/Limit"}
+
+    @pytest.mark.parametrize("path", ["/openapi.json", "/openapi.yaml"])
+    def test_a_spec_document_revalidates_with_its_etag_for_a_304(
+        self, client: SignedClient, path: str
+    ) -> None:
+        first = client.raw.get(path)
+
+        again = client.raw.get(path, headers={"If-None-Match": first.headers["etag"]})
+        head = client.raw.head(path)
+
+        assert first.headers["cache-control"] == "no-cache"
+        assert again.status_code == 304
+        assert again.headers["etag"] == first.headers["etag"]
+        assert again.content == b""
+        assert head.status_code == 200
+        assert head.headers["etag"] == first.headers["etag"]
+
+    def test_a_spec_document_takes_no_other_method(self, client: SignedClient) -> None:
+        response = client.raw.post("/openapi.json", content=b"{}")
+
+        assert_problem(response, 405, "POST is not supported on /openapi.json")
+        assert response.headers["allow"] == "GET, HEAD"
+
+    def test_behind_a_path_prefix_the_served_servers_name_it(
+        self, backend_settings: dict[str, Settings]
+    ) -> None:
+        with TestClient(create_app(backend_settings["sqlite"]), root_path="/backoffice") as proxied:
+            served = proxied.get("/openapi.json").json()
+
+        assert served["servers"] == [{"url": "/backoffice"}]
 
 
 class TestRouting:

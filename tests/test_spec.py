@@ -16,6 +16,7 @@ from contract.problems import HTTP_METHODS
 from handlers import OPERATIONS, handler_of
 from settings import ROOT
 from tests.node_packages import npm_ci
+from tests.signed_client import SignedClient
 
 LINT_SECONDS = 120
 
@@ -101,3 +102,15 @@ def test_an_operation_id_the_table_lacks_stops_the_app_naming_it() -> None:
         "openapi.yaml names operationId 'handlers.heroes.list_heroes', which no handler in "
         "handlers/__init__.py serves"
     )
+
+
+def test_the_served_document_passes_the_lint_as_the_file_does(
+    redocly: Path, tmp_path: Path, client: SignedClient
+) -> None:
+    """A frontend generates from the served document as readily as from the file."""
+    served = tmp_path / "openapi.json"
+    served.write_bytes(client.raw.get("/openapi.json").content)
+
+    report = lint(redocly, served)
+
+    assert report["problems"] == []
