@@ -35,6 +35,7 @@ from persistence.database import ENGINE, LONE_STATEMENTS, create_engine, lone_st
 from persistence.idempotency import purge_expired_keys
 from persistence.signatures import purge_expired_signatures
 from server.lame_duck import DRAINING, lame_duck
+from server.protocol import LIMITS, Limits
 from settings import ROOT, Settings
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,11 @@ def create_app(
         try:
             with lame_duck(settings.lame_duck_seconds, draining):
                 yield {
+                    LIMITS: Limits(
+                        max_header_bytes=settings.max_header_bytes,
+                        header_timeout_seconds=settings.header_timeout_seconds,
+                        limit_concurrency=settings.limit_concurrency,
+                    ),
                     ENGINE: engine,
                     LONE_STATEMENTS: lone_statements(engine, settings),
                     "metrics": telemetry,

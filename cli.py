@@ -196,6 +196,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
     import uvicorn
 
     from observability.logs import configure_logging
+    from server.protocol import GuardedHttpToolsProtocol
 
     configure_logging(settings)
     # In production stdout carries JSON lines only, so the start-up line is a log record too.
@@ -213,6 +214,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
         "log_config": None,
         "server_header": False,
         "access_log": False,
+        "http": GuardedHttpToolsProtocol,
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        # X-Forwarded-For and -Proto are believed only from the proxies named: uvicorn's
+        # default believes 127.0.0.1, so anything local could write the logs' client address.
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": ",".join(settings.forwarded_allow_ips) or None,
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
         # uvicorn's 5 s default killed workers still importing on a loaded 2-core machine.
         "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,

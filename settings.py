@@ -1,6 +1,7 @@
 """The service's one typed configuration object, read from `APP_*` variables and `.env`."""
 
 from functools import cached_property
+from ipaddress import ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
@@ -116,6 +117,14 @@ class Settings(BaseSettings):
     # may keep it, but revalidates with its ETag each time. Lists and errors are never stored.
     cache_max_age: int = Field(default=0, ge=0, le=86_400)
     cors_origins: Annotated[list[str], NoDecode] = []
+    # What the HTTP server accepts from a client (server/protocol.py says why each).
+    max_header_bytes: int = Field(default=32_768, ge=4096, le=1_048_576)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    keep_alive_seconds: int = Field(default=5, ge=1, le=3600)
+    limit_concurrency: int = Field(default=1000, ge=1, le=100_000)
+    # Peers whose X-Forwarded-For/-Proto are believed (the proxy in front): none by default,
+    # so that no client can write the address that the logs show.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = []
     # Lets a browser send cookies (a gateway's SSO session) with its calls: only with origins
     # named in APP_CORS_ORIGINS, never with "*".
     cors_allow_credentials: bool = False
@@ -143,7 +152,7 @@ class Settings(BaseSettings):
                 values[name] = secret
         return values
 
-    @field_validator("secret_key_previous", "cors_origins", mode="before")
+    @field_validator("secret_key_previous", "cors_origins", "forwarded_allow_ips", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_commas(value)
@@ -152,6 +161,20 @@ class Settings(BaseSettings):
     @classmethod
     def _browser_origins(cls, origins: list[str]) -> list[str]:
         return list(dict.fromkeys(browser_origin(origin) for origin in origins))
+
+    @field_validator("forwarded_allow_ips", mode="after")
+    @classmethod
+    def _addresses(cls, peers: list[str]) -> list[str]:
+        for peer in peers:
+            if peer == "*":
+                continue
+            try:
+                ip_network(peer, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{peer!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return peers
 
     @model_validator(mode="after")
     def _credentials_need_named_origins(self) -> Self:

@@ -159,6 +159,7 @@ class Rig:
             "APP_DEBUG": "false",
             "APP_LOG_LEVEL": "WARNING",
             "APP_DB_POOL_SIZE": "5",
+            "APP_FORWARDED_ALLOW_IPS": "127.0.0.1",
             "APP_SHUTDOWN_LAME_DUCK_SECONDS": str(LAME_DUCK_SECONDS),
             **(environment or {}),
         }
@@ -243,6 +244,14 @@ class Rig:
                     "    timeout connect 2s",
                     "    timeout client 30s",
                     "    timeout server 30s",
+                    # What only a proxy does well: a client gets 10 s for its whole request
+                    # head and 5 s idle between keep-alive requests, and a slow one holds no
+                    # replica's connection meanwhile (the replicas bound it too).
+                    "    timeout http-request 10s",
+                    "    timeout http-keep-alive 5s",
+                    # The replicas believe X-Forwarded-For from this proxy alone
+                    # (APP_FORWARDED_ALLOW_IPS), so the client it names is the one HAProxy saw.
+                    "    option forwardfor",
                     # Without it a check times out after `inter` (300 ms): on a busy machine
                     # every replica was marked down now and then, though each was ready.
                     "    timeout check 3s",

@@ -96,6 +96,14 @@ class Metrics:
             namespace=namespace,
             registry=registry,
         )
+        self.connection_refusals = Counter(
+            "http_connection_refusals",
+            "Requests the server refused before the application saw them, by reason "
+            "(header_too_large, header_timeout, too_many_chunks, over_capacity, ...).",
+            ["reason"],
+            namespace=namespace,
+            registry=registry,
+        )
         self.pool_size = Gauge(
             "db_pool_size",
             "Connections the database pool keeps open.",
@@ -196,6 +204,10 @@ class Metrics:
     def count_rejection(self, reason: str) -> None:
         """Count a request refused for its signature, by reason."""
         self.signature_rejections.labels(reason).inc()
+
+    def count_connection_refusal(self, reason: str) -> None:
+        """Count a request the server refused before the application, by reason."""
+        self.connection_refusals.labels(reason).inc()
 
     def _query_started(self, conn: Any, *_args: Any) -> None:
         # One slot per connection: a connection runs one statement at a time.

@@ -17,12 +17,13 @@ from connexion.decorators.parameter import AsyncParameterDecorator, prep_kwargs
 from connexion.frameworks.starlette import Starlette as StarletteFramework
 from connexion.middleware import ConnexionMiddleware
 from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.security import SecurityMiddleware
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.security import SECURITY_HANDLERS, AbstractSecurityHandler, ApiKeySecurityHandler
 from connexion.spec import Specification
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
-from starlette.routing import Match, Mount
+from starlette.routing import Match, Mount, Route
 from starlette.testclient import TestClient
 
 from app import SPEC, create_app
@@ -36,7 +37,9 @@ from contract.operations import (
     _stages,
 )
 from contract.problems import HTTP_METHODS
+from contract.routes import Routes
 from contract.validation import JSONBodyValidator, ParametersValidator, validator_map
+from handlers import OPERATIONS
 from middleware.signature import SIGNED_PREFIX
 from settings import Settings
 
@@ -179,13 +182,40 @@ def test_the_parameter_validator_overrides_what_connexion_calls() -> None:
     assert issubclass(validator_map()["parameter"], ParametersValidator), "validator_map: parameter"
 
 
-def test_the_router_records_the_operation_where_the_middleware_reads_it() -> None:
-    """middleware.idempotency and observability.metrics: `scope["extensions"][ROUTING_CONTEXT]`."""
-    from connexion.middleware import routing
+def _connexion_routes(router: Any) -> list[Route]:
+    found: list[Route] = []
+    for route in getattr(router, "routes", []):
+        if isinstance(route, Mount):
+            found.extend(_connexion_routes(route.app))
+        elif isinstance(route, Route):
+            found.append(route)
+    return found
 
-    source = inspect.getsource(routing)
-    assert "extensions.setdefault(ROUTING_CONTEXT, {})" in source, "ROUTING_CONTEXT"
-    assert '"operation_id": self.operation_id' in source, "ROUTING_CONTEXT: operation_id"
+
+def test_our_route_table_names_the_operation_connexions_router_routes_to(
+    backend_settings: dict[str, Settings],
+) -> None:
+    """contract.routes: the outer layers name the operation Connexion will run, for each one."""
+    app = create_app(backend_settings["postgresql"])
+    with TestClient(app) as client:
+        assert client.get("/health/live").status_code == 200
+        stack: list[Any] = list(app.middleware.middleware_stack or [])
+    routing = stack[[type(stage) for stage in stack].index(RoutingMiddleware)]
+    connexion_routes = _connexion_routes(routing.router)
+    paths = Specification.load(SPEC)["paths"]
+    ours = Routes(paths)
+    checked = 0
+    for template, item in paths.items():
+        path = template.replace("{hero_id}", "7").replace("{team_id}", "3")
+        for method in (m.upper() for m in item if m in HTTP_METHODS):
+            scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+            (routed,) = [r for r in connexion_routes if r.matches(scope)[0] is Match.FULL]
+            route = ours.match(method, path)
+            assert route is not None, (method, path)
+            endpoint: Any = routed.endpoint
+            assert route.operation_id == endpoint.operation_id, (method, path)
+            checked += 1
+    assert checked == len(OPERATIONS)
 
 
 def test_api_requests_skip_the_swagger_ui_stage_to_the_stage_after_it(
