@@ -1,5 +1,6 @@
 """The service's one typed configuration object, read from `APP_*` variables and `.env`."""
 
+import math
 from functools import cached_property
 from ipaddress import ip_network
 from pathlib import Path
@@ -19,6 +20,9 @@ DEVELOPMENT_SECRET_KEY = "development-only-key-never-use-in-production"  # noqa:
 # The key of the README's worked example (`signing-vectors.json`): public, so never a real secret.
 WORKED_EXAMPLE_SECRET_KEY = "example-signing-key-0123456789abcdef"  # noqa: S105
 MIN_SECRET_KEY_BYTES = 32
+# What a key must be able to hold (`guessable`): the 32 random bytes of hex keys hold 128.
+MIN_KEY_BITS = 96
+GENERATE_KEY = """python -c 'import secrets; print(secrets.token_urlsafe(48))'"""
 # Long enough for a load balancer checking readiness every second or two to take a replica out.
 DEFAULT_LAME_DUCK_SECONDS = 5.0
 # Setting any of these selects PostgreSQL; without them the service uses an embedded SQLite file.
@@ -27,6 +31,30 @@ ROOT = Path(__file__).resolve().parent
 # Each may instead be read from the file that `APP_<NAME>_FILE` names: Docker secrets and
 # Kubernetes Secret volumes mount files, which never show in `env` or `docker inspect`.
 SECRET_FILE_SETTINGS = ("secret_key", "secret_key_previous", "db_password")
+
+
+def guessable(key: bytes) -> str | None:
+    """Why `key` is too predictable to sign with, or None; never says what the key is.
+
+    The bound is what a key could hold if each byte were drawn at random from the values it
+    uses: 32 bytes of one character hold nothing. Counting distinct bytes alone would refuse
+    good keys: a hex key has 16 possible characters, and a quarter of 64-digit random hex keys
+    (`openssl rand -hex 32`) miss one of them.
+    """
+    for period in range(1, len(key) // 2 + 1):
+        if key[period:] == key[:-period]:
+            return f"it repeats a sequence of {period} bytes"
+    distinct = len(set(key))
+    bits = len(key) * math.log2(distinct) if distinct > 1 else 0.0
+    if bits < MIN_KEY_BITS:
+        return (
+            f"{len(key)} bytes of only {distinct} distinct values hold at most {bits:.0f} bits; "
+            f"{MIN_KEY_BITS} are needed"
+        )
+    trigrams = {key[i : i + 3] for i in range(len(key) - 2)}
+    if len(trigrams) < (len(key) - 2) / 2:
+        return "it is mostly repeated sequences"
+    return None
 
 
 def browser_origin(value: str) -> str:
@@ -202,6 +230,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"{variable} is the example value: generate a real secret")
             if len(value.encode()) < MIN_SECRET_KEY_BYTES:
                 raise ValueError(f"{variable} is shorter than {MIN_SECRET_KEY_BYTES} bytes")
+            if weakness := guessable(value.encode()):
+                raise ValueError(
+                    f"{variable} is too predictable for a key ({weakness}): generate one with "
+                    f"{GENERATE_KEY}"
+                )
+        current = self.secret_key.get_secret_value()
+        previous = [key.get_secret_value() for key in self.secret_key_previous]
+        if current in previous:
+            raise ValueError(
+                "APP_SECRET_KEY_PREVIOUS repeats APP_SECRET_KEY: list only the keys that are no "
+                "longer current"
+            )
+        if len(set(previous)) != len(previous):
+            raise ValueError("APP_SECRET_KEY_PREVIOUS lists the same key twice")
         return self
 
     @property

@@ -115,7 +115,10 @@ def test_a_second_sigterm_is_ignored_and_a_sigint_ends_the_lame_duck_at_once(
 
 
 def test_the_lame_duck_lasts_a_few_seconds_outside_development_and_none_in_it() -> None:
-    production = Settings(_env_file=None, secret_key="k" * 32)  # type: ignore[call-arg]
+    production = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        secret_key="a-strong-signing-key-for-the-lame-duck-0123456789",
+    )
     development = Settings(_env_file=None, debug=True)  # type: ignore[call-arg]
     chosen = Settings(_env_file=None, debug=True, shutdown_lame_duck_seconds=1.5)  # type: ignore[call-arg]
 

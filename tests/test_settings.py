@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from settings import Settings
 
-KEY = "k" * 40
+KEY = "a-strong-signing-key-for-the-settings-tests-0123456789"
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,12 @@ body is ever echoed, neither by a refused setting nor in the logs of a request."
 import json
 import logging
 import os
+import secrets
+from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import signing
@@ -15,6 +19,7 @@ from settings import (
     ROOT,
     WORKED_EXAMPLE_SECRET_KEY,
     Settings,
+    guessable,
 )
 from tests.conftest import make_settings
 from tests.signature_support import running_app
@@ -72,12 +77,87 @@ def test_a_key_one_byte_short_is_refused_and_not_echoed() -> None:
 
 
 def test_the_minimum_length_counts_bytes_not_characters() -> None:
-    sixteen_characters_of_two_bytes = "ü" * 16
+    sixteen_characters_of_two_bytes = "äöüßéèêëîïôûçñáó"
 
     settings = settings_from_environment(APP_SECRET_KEY=sixteen_characters_of_two_bytes)
 
     assert settings.signing_key == sixteen_characters_of_two_bytes.encode()
-    assert "shorter" in refusal(APP_SECRET_KEY="ü" * 15 + "u")
+    assert "shorter" in refusal(APP_SECRET_KEY=sixteen_characters_of_two_bytes[:15] + "u")
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("k" * 32, "it repeats a sequence of 1 bytes"),
+        ("ab" * 20, "it repeats a sequence of 2 bytes"),
+        ("0123456789abcdef" * 2, "it repeats a sequence of 16 bytes"),
+        ("abcdefg" * 4 + "zzzz", "it is mostly repeated sequences"),
+        ("0101100111010010" * 2 + "1", "33 bytes of only 2 distinct values hold at most 33 bits"),
+    ],
+    ids=["one character", "two characters", "a repeated alphabet", "near repeats", "binary"],
+)
+@pytest.mark.parametrize("variable", ["APP_SECRET_KEY", "APP_SECRET_KEY_PREVIOUS"])
+def test_a_predictable_key_is_refused_naming_the_variable_and_not_echoed(
+    key: str, why: str, variable: str
+) -> None:
+    variables = {"APP_SECRET_KEY": STRONG_KEY, variable: key}
+
+    message = refusal(**variables)
+
+    assert f"{variable} is too predictable for a key ({why}" in message
+    assert "secrets.token_urlsafe(48)" in message
+    assert key not in message
+
+
+@pytest.mark.parametrize(
+    "generate",
+    [
+        lambda: secrets.token_hex(16),  # openssl rand -hex 16: 32 hex digits
+        lambda: secrets.token_hex(32),  # openssl rand -hex 32
+        lambda: secrets.token_urlsafe(24),
+        lambda: secrets.token_urlsafe(48),  # what the README and the refusal suggest
+    ],
+    ids=["hex 16 bytes", "hex 32 bytes", "base64url 24 bytes", "base64url 48 bytes"],
+)
+def test_random_keys_as_people_generate_them_are_never_refused(
+    generate: Callable[[], str],
+) -> None:
+    refused = [key for key in (generate() for _ in range(20_000)) if guessable(key.encode())]
+
+    assert refused == []
+
+
+@given(
+    unit=st.text(st.characters(codec="utf-8"), min_size=1, max_size=16),
+    extra=st.integers(0, 3),
+)
+@settings(max_examples=300, database=None)
+def test_any_key_that_repeats_a_shorter_sequence_is_refused(unit: str, extra: int) -> None:
+    times = -(-MIN_SECRET_KEY_BYTES // len(unit.encode())) + max(1, extra)
+    key = (unit * times).encode()
+
+    assert guessable(key) is not None
+
+
+def test_a_previous_key_equal_to_the_current_one_is_refused() -> None:
+    message = refusal(
+        APP_SECRET_KEY=STRONG_KEY, APP_SECRET_KEY_PREVIOUS=f"{STRONG_KEY}-old,{STRONG_KEY}"
+    )
+
+    assert (
+        "APP_SECRET_KEY_PREVIOUS repeats APP_SECRET_KEY: list only the keys that are no longer "
+        "current" in message
+    )
+    assert STRONG_KEY not in message
+
+
+def test_a_previous_key_listed_twice_is_refused() -> None:
+    old = f"{STRONG_KEY}-old"
+
+    message = refusal(APP_SECRET_KEY=STRONG_KEY, APP_SECRET_KEY_PREVIOUS=f"{old}, {old}")
+
+    assert "APP_SECRET_KEY_PREVIOUS lists the same key twice" in message
+    assert old not in message
 
 
 @pytest.mark.parametrize(
