@@ -23,6 +23,7 @@ from contract.jsonifier import OrjsonJsonifier
 from contract.operations import PrebuiltAsyncApp
 from contract.validation import validator_map
 from handlers import handler_of
+from handlers.ops import CONTRACT_VERSION
 from middleware.access import AccessMiddleware
 from middleware.caching import CacheControlMiddleware
 from middleware.cors import Cors
@@ -60,6 +61,7 @@ def create_app(
     settings = settings or Settings()
     logs.configure_logging(settings)
     telemetry = metrics.Metrics(settings.namespace)
+    specification = Specification.load(SPEC)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: AsyncApp) -> AsyncGenerator[dict[str, Any]]:
@@ -82,6 +84,7 @@ def create_app(
                     LONE_STATEMENTS: lone_statements(engine, settings),
                     "metrics": telemetry,
                     DRAINING: draining,
+                    CONTRACT_VERSION: specification["info"]["version"],
                 }
         finally:
             gc.unfreeze()
@@ -101,7 +104,7 @@ def create_app(
         swagger_ui_options=swagger_ui_options(settings),
     )
     app.add_api(SPEC, name="backoffice", resolver=Resolver(function_resolver=handler_of))
-    problems.register(app, Specification.load(SPEC)["paths"])
+    problems.register(app, specification["paths"])
     # Counted where they are rendered, rather than by an ASGI layer that every request crosses.
     app.add_error_handler(
         SignatureRejected,
