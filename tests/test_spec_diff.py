@@ -572,6 +572,14 @@ def move_default_server(spec: Spec) -> None:
     spec["servers"][0] = {"url": "https://backoffice.example"}
 
 
+def describe_server_anew(spec: Spec) -> None:
+    spec["servers"][1]["description"] = "The server that serves this document."
+
+
+def template_server(spec: Spec) -> None:
+    spec["servers"][1]["variables"] = {"port": {"default": "8000"}}
+
+
 def bump_version(spec: Spec) -> None:
     spec["info"]["version"] = "1.1.0"
 
@@ -709,6 +717,8 @@ CATALOGUE: list[tuple[str, Edit, set[Kind], str]] = [
         "type name inline -> HeroPage",
     ),
     ("the default server moved", move_default_server, {CLIENTS}, "servers: first url"),
+    ("a server described", describe_server_anew, {COMPATIBLE}, "servers > /: description added"),
+    ("a server templated", template_server, {WIRE}, "servers > /: variables changed"),
     # descriptions, examples, versions and what the tool does not judge
     ("an operation described anew", describe_operation_anew, {COMPATIBLE}, "description changed"),
     ("a schema described anew", describe_schema_anew, {COMPATIBLE}, "Hero: description changed"),

@@ -87,7 +87,7 @@ class Kind(Enum):
 
     @property
     def tag(self) -> str:
-        return {"WIRE": "WIRE", "CLIENTS": "CLIENTS", "COMPATIBLE": "ok"}[self.name]
+        return "ok" if self is Kind.COMPATIBLE else self.name
 
     @property
     def rank(self) -> int:
@@ -309,6 +309,11 @@ class Differ:
         for url in head_urls[1:]:
             if url not in base_urls:
                 yield Change("servers", f"url {_show(url)} added", Kind.COMPATIBLE)
+        before = {server.get("url"): server for server in base}
+        for server in head:
+            if server.get("url") in before:
+                where = f"servers{SEP}{server.get('url')}"
+                yield from _unexamined(where, before[server.get("url")], server, {"url"})
 
     def _security(
         self,
@@ -827,6 +832,11 @@ class _Documentation:
             if tag["name"] in base_tags:
                 found += self._keywords(f"tag {tag['name']}", base_tags[tag["name"]], tag)
         found += self._keywords("document", base, head)
+        base_servers = {server.get("url"): server for server in base.get("servers", [])}
+        for server in head.get("servers", []):
+            if server.get("url") in base_servers:
+                where = f"servers{SEP}{server.get('url')}"
+                found += self._keywords(where, base_servers[server.get("url")], server)
         for path, item in head.get("paths", {}).items():
             if path in base.get("paths", {}):
                 found += self._path(path, base["paths"][path], item)
