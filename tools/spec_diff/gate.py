@@ -140,44 +140,51 @@ def judge(root: Path, spec: str = SPEC) -> Verdict:
         verdict.problems.append(f"info.version {version!r} is not a semantic version (X.Y.Z)")
         return verdict
     current = semver.Version.parse(version)
-    breaks = [change for change in verdict.changes if change.breaking]
     section = _section(root, version)
-    if breaks and current.major <= release.version.major:
-        verdict.approve_under = str(release.version.bump_major())
+    _check_version(verdict, current, section)
+    # A released section approved the breaks of its own release, not what came after it.
+    still_open = section is not None and current > release.version
+    _approve(verdict, section.approvals if section is not None and still_open else frozenset())
+    return verdict
+
+
+def _check_version(verdict: Verdict, current: semver.Version, section: Section | None) -> None:
+    released, version = verdict.release.version, verdict.version
+    if any(change.breaking for change in verdict.changes) and current.major <= released.major:
+        verdict.approve_under = str(released.bump_major())
         verdict.problems.append(
             f"a break needs a new major version: info.version is {version} and the released "
-            f"contract is {release.version}; set info.version to {verdict.approve_under} and "
+            f"contract is {released}; set info.version to {verdict.approve_under} and "
             f"approve each break under `## [{verdict.approve_under}]` in {CHANGELOG}"
         )
-    elif current < release.version:
-        verdict.problems.append(f"info.version {version} is below the released {release.version}")
-    elif current == release.version and verdict.changes:
+    elif current < released:
+        verdict.problems.append(f"info.version {version} is below the released {released}")
+    elif current == released and verdict.changes:
         verdict.problems.append(
-            f"openapi.yaml changed since release {release.version} but info.version is still "
-            f"{version}: bump it ({release.version.bump_patch()} for documentation, "
-            f"{release.version.bump_minor()} for additions) and add its section to {CHANGELOG}"
+            f"openapi.yaml changed since release {released} but info.version is still "
+            f"{version}: bump it ({released.bump_patch()} for documentation, "
+            f"{released.bump_minor()} for additions) and add its section to {CHANGELOG}"
         )
-    elif current > release.version and section is None:
+    elif current > released and section is None:
         verdict.problems.append(f"{CHANGELOG} has no section for {version} (`## [{version}]`)")
-    if section is not None and section.released_on and current > release.version:
+    if section is not None and section.released_on and current > released:
         verdict.problems.append(
             f"{CHANGELOG} dates {version} ({section.released_on}) but {RELEASES}/ has no "
             f"openapi-{version}.yaml: finish the release with --release"
         )
-    # A released section approved the breaks of its own release, not what came after it.
-    approvals = frozenset[str]()
-    if section is not None and current > release.version:
-        approvals = section.approvals
-    for change in breaks:
-        if " ".join(change.line.split()) in approvals:
+
+
+def _approve(verdict: Verdict, approvals: frozenset[str]) -> None:
+    """Sorts the breaks into approved and not, by their line among the section's code spans."""
+    for change in verdict.changes:
+        if change.breaking and " ".join(change.line.split()) in approvals:
             verdict.approved.add(change)
-        else:
+        elif change.breaking:
             verdict.unapproved.append(change)
     lines = {" ".join(change.line.split()) for change in verdict.changes}
     verdict.unmatched = sorted(
         span for span in approvals if LOCATION.match(span) and span not in lines
     )
-    return verdict
 
 
 def _section(root: Path, version: str) -> Section | None:
