@@ -24,6 +24,7 @@ from contract.operations import PrebuiltAsyncApp
 from contract.routes import Routes
 from contract.validation import validator_map
 from handlers import handler_of
+from handlers.ops import CONTRACT_VERSION
 from middleware.access import AccessMiddleware
 from middleware.caching import CacheControlMiddleware
 from middleware.cors import Cors
@@ -62,6 +63,7 @@ def create_app(
     settings = settings or Settings()
     logs.configure_logging(settings)
     telemetry = metrics.Metrics(settings.namespace)
+    specification = Specification.load(SPEC)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: AsyncApp) -> AsyncGenerator[dict[str, Any]]:
@@ -89,6 +91,7 @@ def create_app(
                     LONE_STATEMENTS: lone_statements(engine, settings),
                     "metrics": telemetry,
                     DRAINING: draining,
+                    CONTRACT_VERSION: specification["info"]["version"],
                 }
         finally:
             gc.unfreeze()
@@ -108,7 +111,6 @@ def create_app(
         swagger_ui_options=swagger_ui_options(settings),
     )
     app.add_api(SPEC, name="backoffice", resolver=Resolver(function_resolver=handler_of))
-    specification = Specification.load(SPEC)
     paths = specification["paths"]
     problems.register(app, paths)
     # Counted where they are rendered, rather than by an ASGI layer that every request crosses.

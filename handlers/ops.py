@@ -21,6 +21,8 @@ from settings import ROOT
 
 # A probe must answer before the orchestrator's own timeout, even when the database hangs.
 READINESS_TIMEOUT_SECONDS = 2.0
+# Where the app's state holds openapi.yaml's info.version, read once at start-up.
+CONTRACT_VERSION = "contract_version"
 
 
 @cache
@@ -60,13 +62,17 @@ async def _checks(engine: AsyncEngine) -> dict[str, Any]:
     return {"database": database, "migrations": migrations}
 
 
+def _versions() -> dict[str, str]:
+    return {"version": service_version(), "contract": scope["state"][CONTRACT_VERSION]}
+
+
 async def live() -> Reply:
-    return {"status": "ok", "version": service_version()}, 200, JSON
+    return {"status": "ok", **_versions()}, 200, JSON
 
 
 async def health() -> Reply:
     checks = await _checks(scope["state"][ENGINE])
-    return {"status": "ok", "checks": checks, "version": service_version()}, 200, JSON
+    return {"status": "ok", "checks": checks, **_versions()}, 200, JSON
 
 
 async def ready() -> Reply:

@@ -2,6 +2,7 @@
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from tests.conftest import fresh_postgres_database, make_settings
 from tests.problem_assertions import assert_problem
 
 PROBES = ["/health/live", "/health/ready", "/health"]
+CONTRACT = yaml.safe_load(SPEC.read_text())["info"]["version"]
 
 
 @pytest.fixture
@@ -54,10 +56,26 @@ def _app_on(settings: Settings) -> Iterator[TestClient]:
 
 
 class TestLive:
-    def test_liveness_answers_ok_with_the_version_unsigned(self, probe: TestClient) -> None:
+    def test_liveness_answers_ok_with_the_versions_unsigned(self, probe: TestClient) -> None:
         response = probe.get("/health/live")
         assert response.status_code == 200
-        assert response.json() == {"status": "ok", "version": service_version()}
+        assert response.json() == {
+            "status": "ok",
+            "version": service_version(),
+            "contract": CONTRACT,
+        }
+
+    def test_the_contract_version_is_the_served_spec_s_info_version(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        spec = yaml.safe_load(SPEC.read_text())
+        spec["info"]["version"] = "9.8.7"
+        served = tmp_path / "openapi.yaml"
+        served.write_text(yaml.safe_dump(spec))
+        monkeypatch.setattr("app.SPEC", served)
+        settings = make_settings(f"postgresql://postgres@127.0.0.1:{_closed_port()}/nowhere")
+        for client in _app_on(settings):
+            assert client.get("/health/live").json()["contract"] == "9.8.7"
 
     def test_liveness_never_touches_the_database(self) -> None:
         settings = make_settings(f"postgresql://postgres@127.0.0.1:{_closed_port()}/nowhere")
@@ -76,6 +94,7 @@ class TestReady:
         assert body == {
             "status": "ok",
             "version": service_version(),
+            "contract": CONTRACT,
             "checks": {
                 "database": {"status": "ok", "latency_ms": database["latency_ms"]},
                 "migrations": {

@@ -1,0 +1,5 @@
+import sys
+
+from tools.spec_diff.cli import main
+
+sys.exit(main())
