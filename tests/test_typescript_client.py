@@ -1,12 +1,16 @@
-"""The frontend's TypeScript client, generated from `openapi.yaml` and run against the service.
+"""The signing package a frontend installs (`clients/typescript`, `@backoffice/signing`).
 
-`clients/typescript` generates its types with openapi-typescript, type-checks, reproduces the
-shared signing vectors with its openapi-fetch middleware, and its example program does what the
-React frontend does against a live server on PostgreSQL, with real signatures.
+Its README's commands run as written: it builds, type-checks, reproduces every shared signing
+vector, and its example program does what the frontend does against a live server, with both
+signature versions. `npm pack` gives a tarball that installs into an empty project, imports from
+Node as ESM, and type-checks the README's code with the types openapi-typescript generates.
 """
 
+import hashlib
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,14 +23,18 @@ from tests.node_packages import npm_ci
 from tests.signature_support import VECTORS_FILE
 
 CLIENT = ROOT / "clients" / "typescript"
-NODE_SECONDS = 180
+README = CLIENT / "README.md"
+NODE_SECONDS = 240
 
 
-def run(*command: str | Path, env: dict[str, str] | None = None) -> str:
-    """Run a command in the client's directory; fail with its output if it fails."""
+def run(
+    command: str | list[str | Path], cwd: Path = CLIENT, env: dict[str, str] | None = None
+) -> str:
+    """Run a command (a string goes through the shell, as typed); fail with its output."""
     result = subprocess.run(
         command,
-        cwd=CLIENT,
+        cwd=cwd,
+        shell=isinstance(command, str),
         capture_output=True,
         text=True,
         timeout=NODE_SECONDS,
@@ -37,52 +45,99 @@ def run(*command: str | Path, env: dict[str, str] | None = None) -> str:
     return result.stdout
 
 
+def fenced_blocks(markdown: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```$", markdown, flags=re.MULTILINE | re.DOTALL)
+
+
+def readme_commands() -> dict[str, str]:
+    """The 'Developing it' block's commands, each keyed by its npm script (or `pack`, `ci`)."""
+    section = README.read_text(encoding="utf-8").split("## Developing it", 1)[1]
+    (block,) = fenced_blocks(section, "bash")
+    commands: dict[str, str] = {}
+    for line in block.splitlines():
+        command = line.split("  #", 1)[0].strip()
+        words = shlex.split(command)
+        npm = words.index("npm")
+        commands[words[-1] if words[npm + 1] == "run" else words[npm + 1]] = command
+    return commands
+
+
 @pytest.fixture(scope="module")
-def node_bin() -> Path:
-    """The client's packages from its lock file, types generated, and the code compiled."""
-    binaries = npm_ci(CLIENT)
-    run(binaries / "openapi-typescript", "../../openapi.yaml", "--output", "src/schema.d.ts")
-    shutil.rmtree(CLIENT / "dist", ignore_errors=True)
-    run(binaries / "tsc", "--outDir", "dist")
-    return binaries
+def commands() -> dict[str, str]:
+    """The README's commands, after its `npm ci` (run when node_modules is not current)."""
+    found = readme_commands()
+    assert found["ci"] == "npm ci"
+    npm_ci(CLIENT)
+    run(found["generate"])
+    return found
 
 
-def test_generated_types_and_the_example_program_type_check(node_bin: Path) -> None:
-    types = (CLIENT / "src" / "schema.d.ts").read_text()
+def test_the_readme_lists_the_commands_a_developer_needs() -> None:
+    assert list(readme_commands()) == [
+        "ci",
+        "build",
+        "pack",
+        "generate",
+        "typecheck",
+        "test",
+        "example",
+    ]
 
-    run(node_bin / "tsc", "--noEmit")
 
+def test_the_generated_types_the_tests_and_the_example_type_check(
+    commands: dict[str, str],
+) -> None:
+    run(commands["typecheck"])
+
+    types = (CLIENT / "example" / "schema.d.ts").read_text()
     assert '"/api/heroes/{hero_id}"' in types
     assert "getTeamHeroes" in types
 
 
-def test_the_middleware_reproduces_every_shared_signing_vector(node_bin: Path) -> None:
+def test_the_build_ships_an_esm_module_with_its_type_declarations(
+    commands: dict[str, str],
+) -> None:
+    shutil.rmtree(CLIENT / "dist", ignore_errors=True)
+
+    run(commands["build"])
+
+    assert sorted(p.name for p in (CLIENT / "dist").iterdir()) == [
+        "index.d.ts",
+        "index.js",
+        "signing.d.ts",
+        "signing.js",
+    ]
+    manifest = json.loads((CLIENT / "package.json").read_text())
+    assert manifest["type"] == "module"
+    assert manifest["exports"]["."] == {"types": "./dist/index.d.ts", "import": "./dist/index.js"}
+    assert "private" not in manifest
+    assert manifest.get("dependencies", {}) == {}
+
+
+def test_the_middleware_reproduces_every_shared_signing_vector(commands: dict[str, str]) -> None:
     vectors = json.loads(VECTORS_FILE.read_text())["vectors"]
 
-    output = run("node", "--test", "dist/test/", env={"SIGNING_VECTORS": str(VECTORS_FILE)})
+    output = run(commands["test"], env={"SIGNING_VECTORS": str(VECTORS_FILE)})
 
     # Per vector: the signed string and signature, and the headers the middleware sets; plus
-    # one check that both versions are present, one that the must-not-verify case differs,
-    # and one through a real openapi-fetch client.
+    # one check that both versions are present, one that the must-not-verify case does not
+    # verify, and one through a real openapi-fetch client.
     assert f"# pass {2 * len(vectors) + 3}\n" in output
     assert "# fail 0\n" in output
 
 
 @pytest.mark.parametrize("version", ["1", "2"])
 def test_the_example_program_works_end_to_end_with_real_signatures(
-    node_bin: Path, live_api: str, version: str
+    commands: dict[str, str], live_api: str, version: str
 ) -> None:
-    output = run(
-        "node",
-        "dist/src/example.js",
-        env={
-            "BACKOFFICE_URL": live_api,
-            "BACKOFFICE_KEY": TEST_KEY,
-            "BACKOFFICE_SIGNATURE_VERSION": version,
-        },
-    )
+    example = commands["example"]
+    assert example.startswith("BACKOFFICE_URL=http://127.0.0.1:8000 APP_SECRET_KEY=... ")
+    # Run as written, with this test's server and key for the README's placeholders.
+    written = example.replace("http://127.0.0.1:8000", live_api).replace("=...", f"={TEST_KEY}")
 
-    steps = [json.loads(line) for line in output.splitlines()]
+    output = run(written, env={"BACKOFFICE_SIGNATURE_VERSION": version})
+
+    steps = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert steps == [
         {"step": "create team", "status": 201},
         {"step": "create hero", "status": 201},
@@ -92,3 +147,116 @@ def test_the_example_program_works_end_to_end_with_real_signatures(
         {"step": "delete hero", "status": 204},
         {"step": "read the deleted hero", "status": 404},
     ]
+
+
+@pytest.fixture(scope="module")
+def tarball(commands: dict[str, str]) -> Path:
+    """`npm pack` as the README says: the tarball a frontend installs."""
+    manifest = json.loads((CLIENT / "package.json").read_text())
+    packed = CLIENT / f"backoffice-signing-{manifest['version']}.tgz"
+    packed.unlink(missing_ok=True)
+    run(commands["pack"])
+    assert packed.exists()
+    return packed
+
+
+def test_the_tarball_holds_the_built_module_its_types_and_the_readme(tarball: Path) -> None:
+    listing = run(["tar", "-tzf", tarball]).split()
+
+    assert sorted(listing) == [
+        "package/README.md",
+        "package/dist/index.d.ts",
+        "package/dist/index.js",
+        "package/dist/signing.d.ts",
+        "package/dist/signing.js",
+        "package/package.json",
+    ]
+
+
+IMPORTED = """\
+import * as signing from "@backoffice/signing";
+const request = await signing.signRequest(
+  new Request("http://127.0.0.1:8000/api/heroes?limit=1"),
+  { key: process.argv[2], now: () => 1764158400000, nonce: () => undefined },
+);
+console.log(JSON.stringify({
+  exports: Object.keys(signing).sort(),
+  signatureInput: request.headers.get("signature-input"),
+}));
+"""
+
+# What Vite's `vite/client` types declare, for the README's `import.meta.env`.
+VITE_ENV = """\
+interface ImportMeta {
+  readonly env: { readonly VITE_API_URL: string; readonly VITE_SIGNING_KEY: string };
+}
+"""
+
+# The declarations are real types, not `any`: a wrong option is an error.
+TYPED_FOR_REAL = """
+export { data, error };
+// @ts-expect-error: there is no version 3
+signingMiddleware({ key: "k", version: 3 });
+"""
+
+TSCONFIG = {
+    "compilerOptions": {
+        "target": "ES2022",
+        "module": "ESNext",
+        "moduleResolution": "Bundler",
+        "lib": ["ES2022", "DOM"],
+        "strict": True,
+        "noEmit": True,
+        "skipLibCheck": False,
+    },
+    "include": ["src"],
+}
+
+
+def test_the_tarball_installs_imports_and_type_checks_in_an_empty_project(
+    tarball: Path, tmp_path: Path
+) -> None:
+    project = tmp_path / "frontend"
+    (project / "src").mkdir(parents=True)
+    (project / "package.json").write_text('{"name": "frontend", "private": true, "type": "module"}')
+    shutil.copy(tarball, project / tarball.name)
+    blocks = fenced_blocks(README.read_text(encoding="utf-8"), "(?:bash|ts)")
+    install, _, full = (block.strip() for block in blocks[:3])
+    assert install == f"npm install ./{tarball.name}"
+    offline = {"npm_config_prefer_offline": "true", "npm_config_audit": "false"}
+
+    run(install, cwd=project, env=offline)
+    run("npm install openapi-fetch@0.17.0", cwd=project, env=offline)
+    (project / "imported.mjs").write_text(IMPORTED)
+    imported = json.loads(run(["node", "imported.mjs", TEST_KEY], cwd=project))
+    binaries = CLIENT / "node_modules" / ".bin"
+    run([binaries / "openapi-typescript", ROOT / "openapi.yaml", "-o", "src/schema.d.ts"], project)
+    (project / "src" / "main.ts").write_text(full + TYPED_FOR_REAL)
+    (project / "src" / "vite-env.d.ts").write_text(VITE_ENV)
+    (project / "tsconfig.json").write_text(json.dumps(TSCONFIG))
+    checked = subprocess.run(
+        [binaries / "tsc", "--project", project / "tsconfig.json"],
+        capture_output=True,
+        text=True,
+        timeout=NODE_SECONDS,
+        check=False,
+    )
+
+    assert imported == {
+        "exports": [
+            "BOUND_HEADERS",
+            "contentDigest",
+            "keyId",
+            "sign",
+            "signRequest",
+            "signatureBase",
+            "signedBytes",
+            "signingMiddleware",
+            "version2Headers",
+        ],
+        "signatureInput": 'sig1=("@method" "@path" "@query");created=1764158400'
+        f';keyid="{hashlib.sha256(TEST_KEY.encode()).hexdigest()[:16]}";alg="hmac-sha256"',
+    }
+    assert (checked.returncode, checked.stdout) == (0, "")
+    dependency = json.loads((project / "package.json").read_text())["dependencies"]
+    assert dependency["@backoffice/signing"] == f"file:{tarball.name}"
