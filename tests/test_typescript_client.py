@@ -3,7 +3,8 @@
 Its README's commands run as written: it builds, type-checks, reproduces every shared signing
 vector, and its example program does what the frontend does against a live server, with both
 signature versions. `npm pack` gives a tarball that installs into an empty project, imports from
-Node as ESM, and type-checks the README's code with the types openapi-typescript generates.
+Node as ESM, and type-checks the README's code with the types openapi-typescript generates. The
+main README's frontend commands (pack, install beside a clone, generate) run as written too.
 """
 
 import hashlib
@@ -24,6 +25,8 @@ from tests.signature_support import VECTORS_FILE
 
 CLIENT = ROOT / "clients" / "typescript"
 README = CLIENT / "README.md"
+MAIN_README = ROOT / "README.md"
+FRONTEND_SECTION = "### The frontend: a typed, signed client in a browser app"
 NODE_SECONDS = 240
 
 
@@ -47,6 +50,11 @@ def run(
 
 def fenced_blocks(markdown: str, language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```$", markdown, flags=re.MULTILINE | re.DOTALL)
+
+
+def command_lines(block: str) -> list[str]:
+    """Each line of a bash block as typed, without its trailing comment."""
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
 
 
 def readme_commands() -> dict[str, str]:
@@ -199,6 +207,8 @@ export { data, error };
 signingMiddleware({ key: "k", version: 3 });
 """
 
+OFFLINE = {"npm_config_prefer_offline": "true", "npm_config_audit": "false"}
+
 TSCONFIG = {
     "compilerOptions": {
         "target": "ES2022",
@@ -220,27 +230,16 @@ def test_the_tarball_installs_imports_and_type_checks_in_an_empty_project(
     (project / "src").mkdir(parents=True)
     (project / "package.json").write_text('{"name": "frontend", "private": true, "type": "module"}')
     shutil.copy(tarball, project / tarball.name)
-    blocks = fenced_blocks(README.read_text(encoding="utf-8"), "(?:bash|ts)")
-    install, _, full = (block.strip() for block in blocks[:3])
+    install = package_readme_code()[0]
     assert install == f"npm install ./{tarball.name}"
-    offline = {"npm_config_prefer_offline": "true", "npm_config_audit": "false"}
 
-    run(install, cwd=project, env=offline)
-    run("npm install openapi-fetch@0.17.0", cwd=project, env=offline)
+    run(install, cwd=project, env=OFFLINE)
+    run("npm install openapi-fetch@0.17.0", cwd=project, env=OFFLINE)
     (project / "imported.mjs").write_text(IMPORTED)
     imported = json.loads(run(["node", "imported.mjs", TEST_KEY], cwd=project))
     binaries = CLIENT / "node_modules" / ".bin"
     run([binaries / "openapi-typescript", ROOT / "openapi.yaml", "-o", "src/schema.d.ts"], project)
-    (project / "src" / "main.ts").write_text(full + TYPED_FOR_REAL)
-    (project / "src" / "vite-env.d.ts").write_text(VITE_ENV)
-    (project / "tsconfig.json").write_text(json.dumps(TSCONFIG))
-    checked = subprocess.run(
-        [binaries / "tsc", "--project", project / "tsconfig.json"],
-        capture_output=True,
-        text=True,
-        timeout=NODE_SECONDS,
-        check=False,
-    )
+    checked = type_check_the_readme_code(project, binaries / "tsc")
 
     assert imported == {
         "exports": [
@@ -260,3 +259,73 @@ def test_the_tarball_installs_imports_and_type_checks_in_an_empty_project(
     assert (checked.returncode, checked.stdout) == (0, "")
     dependency = json.loads((project / "package.json").read_text())["dependencies"]
     assert dependency["@backoffice/signing"] == f"file:{tarball.name}"
+
+
+def package_readme_code() -> tuple[str, str, str]:
+    """The package README's install line, its two-line use and its whole example."""
+    blocks = fenced_blocks(README.read_text(encoding="utf-8"), "(?:bash|ts)")
+    install, short, full = (block.strip() for block in blocks[:3])
+    return install, short, full
+
+
+def type_check_the_readme_code(project: Path, tsc: Path) -> subprocess.CompletedProcess[str]:
+    """The package README's example as the app's src/main.ts, checked as a Vite app would be."""
+    (project / "src" / "main.ts").write_text(package_readme_code()[2] + TYPED_FOR_REAL)
+    (project / "src" / "vite-env.d.ts").write_text(VITE_ENV)
+    (project / "tsconfig.json").write_text(json.dumps(TSCONFIG))
+    return subprocess.run(
+        [tsc, "--project", project / "tsconfig.json"],
+        capture_output=True,
+        text=True,
+        timeout=NODE_SECONDS,
+        check=False,
+    )
+
+
+def frontend_blocks() -> list[list[str]]:
+    """The command lines of the main README's frontend section, block by block."""
+    text = MAIN_README.read_text(encoding="utf-8")
+    section = text.split(FRONTEND_SECTION, 1)[1].split("\n## ", 1)[0]
+    return [command_lines(block) for block in fenced_blocks(section, "bash")]
+
+
+def test_the_main_readme_frontend_commands_work_as_written(tmp_path: Path) -> None:
+    (pack,), install = frontend_blocks()
+    (tmp_path / "backoffice").symlink_to(ROOT)
+    app = tmp_path / "app"
+    (app / "src").mkdir(parents=True)
+    (app / "package.json").write_text('{"name": "app", "private": true, "type": "module"}')
+
+    run(pack, cwd=tmp_path / "backoffice")
+    for command in install:
+        run(command, cwd=app, env=OFFLINE)
+    checked = type_check_the_readme_code(app, app / "node_modules" / ".bin" / "tsc")
+
+    manifest = json.loads((app / "package.json").read_text())
+    assert manifest["dependencies"] == {
+        "@backoffice/signing": "file:../backoffice/clients/typescript/backoffice-signing-1.0.0.tgz",
+        "openapi-fetch": "^0.17.0",
+    }
+    assert manifest["devDependencies"] == {"openapi-typescript": "^7.13.0", "typescript": "^5.9.3"}
+    assert '"/api/heroes/{hero_id}"' in (app / "src" / "schema.d.ts").read_text()
+    assert (checked.returncode, checked.stdout) == (0, "")
+
+
+def test_the_generator_table_row_for_openapi_typescript_works_as_written() -> None:
+    row = next(
+        line
+        for line in MAIN_README.read_text(encoding="utf-8").splitlines()
+        if line.startswith("| [openapi-typescript]")
+    )
+    command = row.split("`")[1]
+    assert command.startswith("npm ci --prefix clients/typescript && "), command
+    # From the repository's root, as the table says (npm refuses a root reached by a symlink).
+    generated = ROOT / "schema.d.ts"
+    assert not generated.exists()
+    try:
+        run(command, cwd=ROOT)
+        types = generated.read_text()
+    finally:
+        generated.unlink(missing_ok=True)
+
+    assert '"/api/teams/{team_id}/heroes"' in types
