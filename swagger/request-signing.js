@@ -317,9 +317,10 @@
     };
   }
 
-  // Swagger UI shows any status outside 2xx as "Error: <status text>" in the response's
-  // Details cell. A 304 is no error: the copy named in If-None-Match is current, so it says so.
-  // A 401 from this server's API says why it was refused, there, beside the problem it explains.
+  // Swagger UI writes one line above a response's body in its Details cell, for a status outside
+  // 2xx only, as "<error name>: <status text>" ("Error: Not Modified"). That line now says what
+  // the status means: for a 304, that the copy named in If-None-Match is current (no error);
+  // for a 401 from this server's API, why it was refused, beside the problem it explains.
   function explained(response, origin, now) {
     if (!response || typeof response.get !== "function") return response;
     const status = response.get("status");
