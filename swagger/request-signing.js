@@ -73,9 +73,17 @@
 
   function headerValue(headers, name) {
     for (const [header, value] of Object.entries(headers)) {
-      if (header.toLowerCase() === name) return String(value).trim();
+      if (header.toLowerCase() === name) return joined(value).trim();
     }
     return undefined;
+  }
+
+  // swagger-client splits a response header's value at its commas ("Thu, 03 Dec ..." becomes
+  // two items): put it back together.
+  function joined(value) {
+    return value !== null && typeof value === "object" && typeof value.join === "function"
+      ? value.join(", ")
+      : String(value);
   }
 
   // Version 2, the RFC 9421 profile: the signature base and the headers that carry it.
@@ -164,15 +172,86 @@
     };
   }
 
-  // Calls `refused(response)` for each 401 from the signed API, so the page can say why.
-  function makeResponseInterceptor({ refused, origin = pageOrigin() }) {
+  // Calls `refused(hint)` for each 401 from the signed API, with `refusalHint`'s sentence.
+  function makeResponseInterceptor({ refused, origin = pageOrigin(), now = () => Date.now() }) {
     return function watchResponse(response) {
       if (response.status === 401 && isSigned(new URL(response.url, origin), origin)) {
-        refused(response);
+        refused(refusalHint(response.text, headerValue(response.headers || {}, "date"), now()));
       }
       return response;
     };
   }
+
+  // What a 401 from the API means for the person on this page, from its problem+json `detail`
+  // (README, "What is checked, in order"): the cause first, then what to do. `date` is the
+  // response's Date header, to measure this computer's clock against the server's.
+  function refusalHint(problemText, date, now) {
+    let detail = "";
+    try {
+      detail = String(JSON.parse(problemText).detail || "");
+    } catch {
+      // not problem+json: the generic sentence below
+    }
+    for (const [pattern, hint] of REFUSALS) {
+      const match = pattern.exec(detail);
+      if (match) return hint(match, clockSkew(date, now));
+    }
+    return `The API refused the signature (401): ${detail || "no detail given"}.`;
+  }
+
+  // "is 601 s ahead of", "is 30 s behind", or without a Date header "differs from".
+  function clockSkew(date, now) {
+    const server = Date.parse(date || "");
+    if (Number.isNaN(server)) return "differs from";
+    const seconds = Math.round((now - server) / 1000);
+    return seconds >= 0 ? `is ${seconds} s ahead of` : `is ${-seconds} s behind`;
+  }
+
+  const WHERE_THE_KEY_GOES = "Signing key at the top of the page";
+  const REFUSALS = [
+    [
+      /^the request is not signed/,
+      () => `No signing key is set: type this server's APP_SECRET_KEY into ${WHERE_THE_KEY_GOES}.`,
+    ],
+    [
+      /^keyid names no key/,
+      () =>
+        "Wrong key: this server holds no key with the signature's keyid. " +
+        `Check ${WHERE_THE_KEY_GOES}.`,
+    ],
+    [
+      /^(Signature|x-signature) does not match/,
+      () =>
+        "Wrong key: the signature does not match, so the key is not this server's " +
+        `(or the request changed after signing). Check ${WHERE_THE_KEY_GOES}.`,
+    ],
+    [
+      /^this signature was already used/,
+      () =>
+        "Replay: this very signature was already used, and the server accepts each one once. " +
+        "Execute again: the page signs afresh.",
+    ],
+    [
+      /is outside the accepted window/,
+      (_, skew) =>
+        `Clock skew: this computer's clock ${skew} the server's, outside the window ` +
+        "the server accepts. Set the clock right, then Execute again.",
+    ],
+    [
+      /^x-timestamp looks like Unix time in seconds/,
+      () => "Clock: x-timestamp was sent in seconds; the server wants milliseconds.",
+    ],
+    [
+      /^the signature must cover "([^"]+)"/,
+      (match) =>
+        `Uncovered header: the request carries ${match[1]}, which the signature does not ` +
+        "cover: something added it after the page signed (the browser or a proxy).",
+    ],
+    [
+      /^signature version 1 is no longer accepted/,
+      () => "Version: this server accepts version 2 only: pick version 2 in Signature at the top.",
+    ],
+  ];
 
   // The page's key field, version choice and "keep for this tab" box. The key lives in this
   // closure; it reaches sessionStorage only while the box is ticked, and leaves it when unticked.
@@ -203,25 +282,31 @@
         version: Number(versionInput.value),
         newIdempotencyKeys: newIdempotencyKeys.checked,
       }),
-      // Shown when the API answers 401: the way to a signed request is this field.
-      pointToKey() {
-        hint.textContent = keyInput.value
-          ? "The API refused the signature (401): check the signing key and version here."
-          : "The API answered 401 because no signing key is set: type it here.";
+      // Shown when the API answers 401: the cause, and the key field marked. The page does not
+      // scroll: the same sentence stands beside the response, where the person is looking.
+      pointToKey(cause) {
+        hint.textContent = cause;
         hint.hidden = false;
         keyInput.classList.add("signing__key--wanted");
-        keyInput.scrollIntoView({ block: "center", behavior: "smooth" });
       },
     };
   }
 
   // Swagger UI plugin: the page's key field is the one place for the key, so the api-key
-  // schemes' Authorize button and per-operation padlocks are not shown; and the spec is adapted
-  // to this page as it loads (`asServedHere`).
-  function swaggerUIPlugin() {
+  // schemes' Authorize button and per-operation padlocks are not shown; the spec is adapted to
+  // this page as it loads (`asServedHere`); and a response says what its status means.
+  function swaggerUIPlugin({ origin = pageOrigin(), now = () => Date.now() } = {}) {
     const hidden = () => () => null;
     return {
-      wrapComponents: { authorizeBtn: hidden, authorizeOperationBtn: hidden },
+      wrapComponents: {
+        authorizeBtn: hidden,
+        authorizeOperationBtn: hidden,
+        liveResponse: (Original, system) => (props) =>
+          system.React.createElement(Original, {
+            ...props,
+            response: explained(props.response, origin, now),
+          }),
+      },
       statePlugins: {
         spec: {
           wrapActions: {
@@ -231,6 +316,30 @@
       },
     };
   }
+
+  // Swagger UI writes one line above a response's body in its Details cell, for a status outside
+  // 2xx only, as "<error name>: <status text>" ("Error: Not Modified"). That line now says what
+  // the status means: for a 304, that the copy named in If-None-Match is current (no error);
+  // for a 401 from this server's API, why it was refused, beside the problem it explains.
+  function explained(response, origin, now) {
+    if (!response || typeof response.get !== "function") return response;
+    const status = response.get("status");
+    if (status === 304) {
+      return response.merge({ error: true, name: "", message: NOT_MODIFIED });
+    }
+    const url = response.get("url");
+    if (status === 401 && url && isSigned(new URL(url, origin), origin)) {
+      const headers = response.get("headers");
+      const date = headers && typeof headers.get === "function" ? headers.get("date") : undefined;
+      const hint = refusalHint(response.get("text"), date && joined(date), now());
+      return response.merge({ error: true, name: "", message: `**Unauthorized.** ${hint}` });
+    }
+    return response;
+  }
+
+  const NOT_MODIFIED =
+    "**Not Modified.** What you hold is current: the ETag you sent in If-None-Match is still " +
+    "this resource's, so the server sends no body.";
 
   // Two things Swagger UI would otherwise do with /openapi.json: show Connexion's blank server
   // URL (`servers: [{url: ""}]` at the root) as a blank entry, shown here as the page's origin;
@@ -274,6 +383,7 @@
     makeRequestInterceptor,
     makeResponseInterceptor,
     keyPanel,
+    refusalHint,
     swaggerUIPlugin,
   };
 });

@@ -49,9 +49,12 @@ async function main() {
   const chunks = [];
   for await (const chunk of process.stdin) chunks.push(chunk);
   const cases = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  const results = { vectors: [], intercepted: [], sent: [] };
+  const results = { vectors: [], intercepted: [], sent: [], hints: [] };
   if (cases.vectors) results.vectors = await runSigningVectors(cases.vectors);
   for (const testCase of cases.intercept || []) results.intercepted.push(await intercept(testCase));
+  for (const refusal of cases.hints || []) {
+    results.hints.push(signingScript.refusalHint(refusal.text, refusal.date, refusal.now));
+  }
   // One after another, as a person clicks "Execute": each gets its own timestamp.
   for (const testCase of cases.send || []) results.sent.push(await send(testCase));
   process.stdout.write(JSON.stringify(results));

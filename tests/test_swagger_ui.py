@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -20,6 +21,7 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 from swagger_ui_bundle import swagger_ui_path
 
+import signing
 from contract.docs_page import SWAGGER_UI_DIR
 from settings import DEVELOPMENT_SECRET_KEY, ROOT, Settings
 from tests.conftest import TEST_KEY
@@ -107,6 +109,11 @@ class TestThePage:
         assert DEVELOPMENT_SECRET_KEY not in page
         assert 'id="signing-development"' not in page
         assert '<option value="1" selected>' in page
+
+    def test_it_is_laid_out_for_the_screen_it_is_on(self, docs: TestClient) -> None:
+        page = docs.get("/docs/").text
+
+        assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
 
     def test_in_development_without_a_key_it_fills_in_the_public_development_key(
         self, tmp_path: Path
@@ -298,6 +305,82 @@ class TestTheScript:
         for result in sent:
             assert TEST_KEY not in json.dumps(result["sent"])
             assert not SIGNING_HEADER_NAMES - {"x-signature"} & set(result["sent"])
+
+
+class TestRefusalHints:
+    """A 401 the page shows says its cause, from the problem the server really sends."""
+
+    @staticmethod
+    def refused(docs: TestClient, method: str, path: str, headers: dict[str, str]) -> Any:
+        response = docs.request(method, path, headers=headers)
+        assert response.status_code == 401, response.text
+        return response
+
+    def test_each_cause_of_a_401_gets_its_own_sentence(
+        self, docs: TestClient, served_script: Path
+    ) -> None:
+        now = signing.now_ms()
+        v2 = signing.signed_headers("GET", "/api/heroes", b"", TEST_KEY, 2, now)
+        replayed = signing.signed_headers("DELETE", "/api/heroes/999999", b"", TEST_KEY, 1, now)
+        assert docs.delete("/api/heroes/999999", headers=replayed).status_code == 404
+        stale = now - 600_000
+        refusals = [
+            self.refused(docs, "GET", "/api/heroes", {}),
+            self.refused(
+                docs, "GET", "/api/heroes", signing.signed_headers("GET", "/", b"", KEY, 1)
+            ),
+            self.refused(
+                docs,
+                "GET",
+                "/api/heroes",
+                signing.signed_headers("GET", "/api/heroes", b"", KEY, 2),
+            ),
+            self.refused(docs, "DELETE", "/api/heroes/999999", replayed),
+            self.refused(
+                docs,
+                "GET",
+                "/api/heroes",
+                signing.signed_headers("GET", "/", b"", TEST_KEY, 1, stale),
+            ),
+            self.refused(docs, "GET", "/api/heroes", v2 | {"If-Match": '"1"'}),
+        ]
+        cases = [
+            {"text": r.text, "date": r.headers.get("date", ""), "now": now + 600_000}
+            for r in refusals
+        ]
+        # A request signed 10 minutes ago, read by a page whose clock is the server's: the
+        # server's Date header (uvicorn's; this in-process app sends none) says how far apart.
+        cases[4] |= {"date": formatdate(now / 1000, usegmt=True), "now": now + 600_000}
+        no_date = cases[4] | {"date": ""}
+
+        hints = run_node(served_script, {"hints": [*cases, no_date]})["hints"]
+
+        where = "Signing key at the top of the page"
+        assert hints[:4] == [
+            f"No signing key is set: type this server's APP_SECRET_KEY into {where}.",
+            "Wrong key: the signature does not match, so the key is not this server's (or the "
+            f"request changed after signing). Check {where}.",
+            f"Wrong key: this server holds no key with the signature's keyid. Check {where}.",
+            "Replay: this very signature was already used, and the server accepts each one "
+            "once. Execute again: the page signs afresh.",
+        ]
+        assert re.fullmatch(
+            r"Clock skew: this computer's clock is 60[01] s ahead of the server's, outside "
+            r"the window the server accepts\. Set the clock right, then Execute again\.",
+            hints[4],
+        )
+        assert hints[6].startswith("Clock skew: this computer's clock differs from the server's,")
+        assert hints[5] == (
+            "Uncovered header: the request carries if-match, which the signature does not cover: "
+            "something added it after the page signed (the browser or a proxy)."
+        )
+
+    def test_a_401_without_a_problem_body_still_says_it_was_refused(
+        self, served_script: Path
+    ) -> None:
+        hints = run_node(served_script, {"hints": [{"text": "Unauthorized", "now": 0}]})["hints"]
+
+        assert hints == ["The API refused the signature (401): no detail given."]
 
 
 def expected_vector_results() -> list[dict[str, Any]]:

@@ -6,6 +6,8 @@ machine without Chromium or Node fails here with the command that installs them.
 """
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -21,10 +23,12 @@ FAILURE_SCREENSHOT = ROOT / "var" / "swagger-ui-browser-failure.png"
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    environment = {"APP_SECRET_KEY": TEST_KEY, "APP_DEBUG": "false"}
+    # INFO: the access log says what the server answered each request the page sent.
+    environment = {"APP_SECRET_KEY": TEST_KEY, "APP_DEBUG": "false", "APP_LOG_LEVEL": "INFO"}
     FAILURE_SCREENSHOT.parent.mkdir(exist_ok=True)
     FAILURE_SCREENSHOT.unlink(missing_ok=True)
-    with demo_server(environment, tmp_path_factory.mktemp("browser")) as server:
+    directory = tmp_path_factory.mktemp("browser")
+    with demo_server(environment, directory) as server:
         found = run_browser(
             {
                 "url": server.url,
@@ -36,9 +40,15 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         )
     assert "error" not in found, (
         f"the browser walk stopped: {found['error']}\n"
-        f"screenshot: {FAILURE_SCREENSHOT}\nsteps so far: {json.dumps(found['steps'])[:2000]}"
+        f"screenshot: {FAILURE_SCREENSHOT}\nlast steps: {json.dumps(found['steps'][-3:])[-3000:]}"
     )
-    return found
+    return found | {"answered": answered_by_server(directory / "server.log")}
+
+
+def answered_by_server(log: Path) -> dict[str, int]:
+    """The status the server sent for each request id, from its access log."""
+    lines = (json.loads(line) for line in log.read_text().splitlines() if line.startswith("{"))
+    return {line["request_id"]: line["status"] for line in lines if line.get("logger") == "access"}
 
 
 def step(report: dict[str, Any], name: str) -> dict[str, Any]:
@@ -113,25 +123,116 @@ def test_the_example_hero_id_exists(report: dict[str, Any]) -> None:
     assert json.loads(hero["body"])["name"] == "Deadpond"
 
 
-def test_a_wrong_key_gets_401_and_a_pointer_to_the_key(report: dict[str, Any]) -> None:
-    refused = step(report, "wrong key")
+def test_the_same_hero_read_three_times_with_version_2_is_shown_each_time(
+    report: dict[str, Any],
+) -> None:
+    reads = [step(report, f"read a hero, version 2, time {n}") for n in (1, 2, 3)]
 
-    assert refused["status"] == 401
-    assert refused["hint"] == {
-        "visible": True,
-        "text": "The API refused the signature (401): check the signing key and version here.",
+    assert [(r["status"], r["shown"]["status"]) for r in reads] == [(200, "200")] * 3, reads
+    assert [json.loads(r["body"])["name"] for r in reads] == ["Rusty-Man"] * 3
+    # The browser's cache revalidated the second and third with the If-None-Match it added
+    # after the page signed; the server answered 304, and the page got the cached hero.
+    etag = reads[0]["etag"]
+    assert [r["request_headers"].get("if-none-match") for r in reads] == [None, etag, etag]
+    assert all('"if-none-match"' not in r["request_headers"]["signature-input"] for r in reads)
+    assert [report["answered"][r["request_id"]] for r in reads] == [200, 304, 304]
+
+
+def test_a_304_is_shown_as_not_modified_not_as_an_error(report: dict[str, Any]) -> None:
+    unchanged = step(report, "read the hero with its ETag")
+
+    assert (unchanged["status"], report["answered"][unchanged["request_id"]]) == (304, 304)
+    assert '"if-none-match"' in unchanged["request_headers"]["signature-input"]
+    assert unchanged["shown"] == {
+        "status": "304",
+        "message": "Not Modified. What you hold is current: the ETag you sent in If-None-Match "
+        "is still this resource's, so the server sends no body.",
     }
 
 
-def test_without_a_key_the_401_points_to_the_key_field(report: dict[str, Any]) -> None:
+WRONG_KEY_V1 = (
+    "Wrong key: the signature does not match, so the key is not this server's (or the request "
+    "changed after signing). Check Signing key at the top of the page."
+)
+WRONG_KEY_V2 = (
+    "Wrong key: this server holds no key with the signature's keyid. "
+    "Check Signing key at the top of the page."
+)
+NO_KEY = (
+    "No signing key is set: type this server's APP_SECRET_KEY into Signing key at the top "
+    "of the page."
+)
+
+
+def assert_refusal_explained_beside_the_response(refused: dict[str, Any], cause: str) -> None:
+    assert refused["status"] == 401, refused
+    assert refused["shown"] == {"status": "401", "message": f"Unauthorized. {cause}"}
+    assert refused["beside_the_response"] is True
+    assert refused["status_and_cause_on_screen"] is True
+    # The page does not move to the key field, far above (re-rendering the response may shift
+    # it by a few pixels while Swagger UI swaps the old response for the new).
+    assert abs(refused["scrolled_by"]) < 50
+
+
+@pytest.mark.parametrize(("version", "cause"), [("1", WRONG_KEY_V1), ("2", WRONG_KEY_V2)])
+def test_a_wrong_key_gets_401_explained_beside_the_response_and_at_the_key(
+    report: dict[str, Any], version: str, cause: str
+) -> None:
+    refused = step(report, f"wrong key, version {version}")
+
+    assert_refusal_explained_beside_the_response(refused, cause)
+    assert refused["hint"] == {"visible": True, "text": cause}
+
+
+def test_without_a_key_the_401_says_so_beside_the_response_and_at_the_key(
+    report: dict[str, Any],
+) -> None:
     unsigned = step(report, "no key")
 
-    assert unsigned["status"] == 401
     assert "x-signature" not in unsigned["request_headers"]
-    assert unsigned["hint"] == {
-        "visible": True,
-        "text": "The API answered 401 because no signing key is set: type it here.",
-    }
+    assert_refusal_explained_beside_the_response(unsigned, NO_KEY)
+    assert unsigned["hint"] == {"visible": True, "text": NO_KEY}
+
+
+def test_a_signature_sent_again_is_explained_as_a_replay(report: dict[str, Any]) -> None:
+    first = step(report, "create team, first")
+    again = step(report, "create team, its signature sent again")
+
+    assert first["status"] == 201, first
+    assert again["request_headers"]["x-signature"] == first["request_headers"]["x-signature"]
+    assert_refusal_explained_beside_the_response(
+        again,
+        "Replay: this very signature was already used, and the server accepts each one once. "
+        "Execute again: the page signs afresh.",
+    )
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_a_clock_ten_minutes_fast_is_explained_with_the_skew(
+    report: dict[str, Any], version: str
+) -> None:
+    skewed = step(report, f"clock 10 minutes fast, version {version}")
+
+    cause = skewed["shown"]["message"].removeprefix("Unauthorized. ")
+    assert re.fullmatch(
+        r"Clock skew: this computer's clock is (59\d|60\d) s ahead of the server's, outside "
+        r"the window the server accepts\. Set the clock right, then Execute again\.",
+        cause,
+    ), skewed["shown"]
+    assert_refusal_explained_beside_the_response(skewed, cause)
+
+
+def test_on_a_phone_the_page_is_as_wide_as_the_screen_and_never_scrolls_sideways(
+    report: dict[str, Any],
+) -> None:
+    phone = step(report, "phone")
+
+    assert phone["status"] == 200
+    # The viewport meta tag is honoured: laid out 390 px wide, not 980 px and shrunk.
+    assert phone["inner_width"] == 390
+    assert phone["scroll_width"] <= 390
+    assert phone["key_field_right"] <= 390
+    assert phone["path_font_px"] >= 12
 
 
 def test_the_key_is_kept_for_the_tab_only_while_the_box_is_ticked(

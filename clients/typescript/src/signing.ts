@@ -8,8 +8,6 @@
  * `Content-Digest` the request carries. Version 1 signs `{METHOD}|{body}|{x-timestamp}` into
  * a hex `x-signature`. This small signer is checked against the shared `signing-vectors.json`.
  */
-import type { Middleware } from "openapi-fetch";
-
 export type SignatureVersion = 1 | 2;
 
 const encoder = new TextEncoder();
@@ -159,9 +157,10 @@ export async function version2Headers(
   return headers;
 }
 
-// --- the middleware ---------------------------------------------------------------------------
+// --- signing a request -------------------------------------------------------------------------
 
 export interface SigningOptions {
+  /** The environment's `APP_SECRET_KEY`. */
   key: string;
   /** 2 (the default) binds path, query and headers; the service may refuse 1. */
   version?: SignatureVersion;
@@ -172,46 +171,59 @@ export interface SigningOptions {
 }
 
 /**
- * An openapi-fetch middleware that signs each request over what it is about to send: the
- * serialized body, the URL's path and query, and the headers version 2 binds, afresh every
- * time (the service accepts each signature of a POST, PATCH or DELETE once).
+ * Signs a `Request` over what it is about to send: the body's bytes, the URL's path and query,
+ * and the headers version 2 binds (set them before signing). Sign afresh for every attempt: the
+ * service accepts each signature of a POST, PATCH or DELETE once. Returns the same request.
  */
-export function signingMiddleware({
-  key,
-  version = 2,
-  now = Date.now,
-  nonce = () => crypto.randomUUID(),
-}: SigningOptions): Middleware {
+export async function signRequest(
+  request: Request,
+  { key, version = 2, now = Date.now, nonce = () => crypto.randomUUID() }: SigningOptions,
+): Promise<Request> {
+  const body = new Uint8Array(await request.clone().arrayBuffer());
+  const time = Math.trunc(now());
+  if (version === 1) {
+    const timestamp = String(time);
+    request.headers.set("x-timestamp", timestamp);
+    request.headers.set("x-signature", await sign({ method: request.method, body, timestamp }, key));
+    return request;
+  }
+  const url = new URL(request.url);
+  const headers: Record<string, string> = {};
+  for (const name of BOUND_HEADERS) {
+    const value = request.headers.get(name);
+    if (value !== null && name !== "content-digest") headers[name] = value;
+  }
+  const signed = await version2Headers(
+    {
+      method: request.method,
+      path: url.pathname,
+      query: url.search.slice(1),
+      headers,
+      body,
+      created: Math.floor(time / 1000),
+      nonce: nonce(),
+    },
+    key,
+  );
+  for (const [name, value] of Object.entries(signed)) request.headers.set(name, value);
+  return request;
+}
+
+// --- the openapi-fetch middleware ---------------------------------------------------------------
+
+/**
+ * What `signingMiddleware` returns: an openapi-fetch `Middleware` (`client.use(...)`), typed here
+ * without importing openapi-fetch, so that the package depends on nothing.
+ */
+export interface SigningMiddleware {
+  onRequest(options: { request: Request }): Promise<Request>;
+}
+
+/** An openapi-fetch middleware that signs each request it sends with `signRequest`. */
+export function signingMiddleware(options: SigningOptions): SigningMiddleware {
   return {
     async onRequest({ request }) {
-      const body = new Uint8Array(await request.clone().arrayBuffer());
-      const time = Math.trunc(now());
-      if (version === 1) {
-        const timestamp = String(time);
-        request.headers.set("x-timestamp", timestamp);
-        request.headers.set("x-signature", await sign({ method: request.method, body, timestamp }, key));
-        return request;
-      }
-      const url = new URL(request.url);
-      const headers: Record<string, string> = {};
-      for (const name of BOUND_HEADERS) {
-        const value = request.headers.get(name);
-        if (value !== null && name !== "content-digest") headers[name] = value;
-      }
-      const signed = await version2Headers(
-        {
-          method: request.method,
-          path: url.pathname,
-          query: url.search.slice(1),
-          headers,
-          body,
-          created: Math.floor(time / 1000),
-          nonce: nonce(),
-        },
-        key,
-      );
-      for (const [name, value] of Object.entries(signed)) request.headers.set(name, value);
-      return request;
+      return signRequest(request, options);
     },
   };
 }

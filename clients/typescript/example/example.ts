@@ -2,17 +2,19 @@
  * What the React frontend does, end to end against a running service: create a team, a hero
  * in it, list the team's heroes, rename the hero (If-Match), delete it, and read it again.
  *
- *   BACKOFFICE_URL=http://127.0.0.1:8000 BACKOFFICE_KEY=... node dist/src/example.js
+ *   BACKOFFICE_URL=http://127.0.0.1:8000 APP_SECRET_KEY=... npm run example
  *
  * Prints one JSON line describing each step; exits non-zero at the first unexpected answer.
  */
 import createClient from "openapi-fetch";
 
+import { signingMiddleware, type SignatureVersion } from "../src/index.js";
+
 import type { paths } from "./schema.js";
-import { signingMiddleware, type SignatureVersion } from "./signing.js";
 
 const baseUrl = process.env.BACKOFFICE_URL ?? "http://127.0.0.1:8000";
-const key = process.env.BACKOFFICE_KEY ?? "development-only-key-never-use-in-production";
+// The same variable as the service and `backoffice call`; unset, the key `backoffice dev` accepts.
+const key = process.env.APP_SECRET_KEY || "development-only-key-never-use-in-production";
 const version: SignatureVersion = process.env.BACKOFFICE_SIGNATURE_VERSION === "1" ? 1 : 2;
 
 const client = createClient<paths>({ baseUrl });
