@@ -9,12 +9,12 @@
 import { createHmac } from "node:crypto";
 
 import {
-  handlersHeroesCreateHero,
-  handlersHeroesDeleteHero,
-  handlersHeroesGetHero,
-  handlersHeroesListHeroes,
-  handlersHeroesUpdateHero,
-  handlersTeamsCreateTeam,
+  createHero,
+  deleteHero,
+  getHero,
+  listHeroes,
+  updateHero,
+  createTeam,
   type Hero,
   type Problem,
 } from "./client/index.js";
@@ -60,11 +60,11 @@ function problem(step: string, result: { error?: Problem; response: Response }, 
 }
 
 const teamBody = { name: `Preventers ${Date.now()}`, headquarters: "Sharp Tower" };
-const team = ok("create team", await handlersTeamsCreateTeam({ body: teamBody }), 201);
+const team = ok("create team", await createTeam({ body: teamBody }), 201);
 const heroes: Hero[] = [];
 for (const name of ["Deadpond", "Rusty-Man"]) {
   const body = { name, secret_name: "Dive Wilson", age: 30, team_id: team.id };
-  heroes.push(ok("create hero", await handlersHeroesCreateHero({ body }), 201));
+  heroes.push(ok("create hero", await createHero({ body }), 201));
 }
 
 const seen: number[] = [];
@@ -75,7 +75,7 @@ do {
   if (cursor !== null) {
     query.cursor = cursor;
   }
-  const page = await handlersHeroesListHeroes({ query });
+  const page = await listHeroes({ query });
   if (page.data === undefined) {
     fail("page through heroes", page.response, page.error);
   }
@@ -89,17 +89,17 @@ if (seen.join() !== heroes.map((hero) => hero.id).join()) {
 say("page through heroes", 200, { pages });
 
 const heroId = heroes[0]?.id ?? 0;
-const read = await handlersHeroesGetHero({ path: { hero_id: heroId } });
+const read = await getHero({ path: { hero_id: heroId } });
 ok("get hero", read, 200);
 const etag = read.response.headers.get("ETag") ?? "";
 // A 304 is no error and has no body: neither `data` nor a Problem.
-const unchanged = await handlersHeroesGetHero({ path: { hero_id: heroId }, headers: { "If-None-Match": etag } });
+const unchanged = await getHero({ path: { hero_id: heroId }, headers: { "If-None-Match": etag } });
 if (unchanged.response.status !== 304 || unchanged.data !== undefined) {
   fail("get unchanged hero", unchanged.response, unchanged.data);
 }
 say("get unchanged hero", 304);
 
-const patched = await handlersHeroesUpdateHero({
+const patched = await updateHero({
   path: { hero_id: heroId },
   headers: { "If-Match": etag },
   body: { name: "Deadpond Prime", age: null },
@@ -109,7 +109,7 @@ if (renamed.name !== "Deadpond Prime" || renamed.age !== null) {
   throw new Error(`patch hero: got ${JSON.stringify(renamed)}`);
 }
 
-const deleted = await handlersHeroesDeleteHero({
+const deleted = await deleteHero({
   path: { hero_id: heroId },
   headers: { "If-Match": patched.response.headers.get("ETag") ?? "" },
 });
@@ -118,5 +118,5 @@ if (deleted.response.status !== 204) {
 }
 say("delete hero", 204);
 
-problem("get deleted hero", await handlersHeroesGetHero({ path: { hero_id: heroId } }), 404);
-problem("create team again", await handlersTeamsCreateTeam({ body: teamBody }), 409);
+problem("get deleted hero", await getHero({ path: { hero_id: heroId } }), 404);
+problem("create team again", await createTeam({ body: teamBody }), 409);

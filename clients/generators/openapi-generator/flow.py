@@ -73,12 +73,12 @@ def main(base_url: str, key: str) -> None:
     heroes_api, teams_api = HeroesApi(client), TeamsApi(client)
     team_body = TeamCreate(name=f"Preventers {time.time_ns()}", headquarters="Sharp Tower")
 
-    team = teams_api.handlers_teams_create_team_with_http_info(team_body)
+    team = teams_api.create_team_with_http_info(team_body)
     say("create team", team.status_code)
     heroes: list[Hero] = []
     for name in ("Deadpond", "Rusty-Man"):
         body = HeroCreate(name=name, secret_name="Dive Wilson", age=30, team_id=team.data.id)
-        created = heroes_api.handlers_heroes_create_hero_with_http_info(body)
+        created = heroes_api.create_hero_with_http_info(body)
         say("create hero", created.status_code)
         heroes.append(created.data)
 
@@ -86,7 +86,7 @@ def main(base_url: str, key: str) -> None:
     pages = 0
     cursor: str | None = None
     while True:
-        page = heroes_api.handlers_heroes_list_heroes(team_id=team.data.id, limit=1, cursor=cursor)
+        page = heroes_api.list_heroes(team_id=team.data.id, limit=1, cursor=cursor)
         pages += 1
         seen.extend(hero.id for hero in page.items)
         if page.next_cursor is None:
@@ -97,38 +97,38 @@ def main(base_url: str, key: str) -> None:
     say("page through heroes", 200, pages=pages)
 
     hero_id = heroes[0].id
-    read = heroes_api.handlers_heroes_get_hero_with_http_info(hero_id)
+    read = heroes_api.get_hero_with_http_info(hero_id)
     say("get hero", read.status_code)
     etag = (read.headers or {})["etag"]
     # openapi-generator's clients raise for every status outside 2xx, 304 included; the
     # exception carries no body, and no Problem.
     try:
-        heroes_api.handlers_heroes_get_hero_with_http_info(hero_id, if_none_match=etag)
+        heroes_api.get_hero_with_http_info(hero_id, if_none_match=etag)
         raise SystemExit("get unchanged hero: expected 304")
     except ApiException as error:
         if error.status != 304 or error.data is not None:
             raise
         say("get unchanged hero", 304)
 
-    patched = heroes_api.handlers_heroes_update_hero_with_http_info(
+    patched = heroes_api.update_hero_with_http_info(
         hero_id, HeroPatch(name="Deadpond Prime", age=None), if_match=etag
     )
     if patched.data.name != "Deadpond Prime" or patched.data.age is not None:
         raise SystemExit(f"patch hero: got {patched.data}")
     say("patch hero", patched.status_code)
 
-    deleted = heroes_api.handlers_heroes_delete_hero_with_http_info(
+    deleted = heroes_api.delete_hero_with_http_info(
         hero_id, if_match=(patched.headers or {})["etag"]
     )
     say("delete hero", deleted.status_code)
 
     try:
-        heroes_api.handlers_heroes_get_hero(hero_id)
+        heroes_api.get_hero(hero_id)
         raise SystemExit("get deleted hero: expected 404")
     except ApiException as error:
         refused("get deleted hero", error, 404)
     try:
-        teams_api.handlers_teams_create_team(team_body)
+        teams_api.create_team(team_body)
         raise SystemExit("create team again: expected 409")
     except ApiException as error:
         refused("create team again", error, 409)

@@ -14,13 +14,13 @@ import time
 import httpx
 from backoffice_client import Client
 from backoffice_client.api.heroes import (
-    handlers_heroes_create_hero,
-    handlers_heroes_delete_hero,
-    handlers_heroes_get_hero,
-    handlers_heroes_list_heroes,
-    handlers_heroes_update_hero,
+    create_hero,
+    delete_hero,
+    get_hero,
+    list_heroes,
+    update_hero,
 )
-from backoffice_client.api.teams import handlers_teams_create_team
+from backoffice_client.api.teams import create_team
 from backoffice_client.models import Hero, HeroCreate, HeroPage, HeroPatch, Problem, Team, TeamCreate
 from backoffice_client.types import UNSET, Response, Unset
 
@@ -62,7 +62,7 @@ def main(base_url: str, key: str) -> None:
 
     team = step(
         "create team",
-        handlers_teams_create_team.sync_detailed(client=client, body=team_body),
+        create_team.sync_detailed(client=client, body=team_body),
         201,
     )
     assert isinstance(team, Team)
@@ -70,7 +70,7 @@ def main(base_url: str, key: str) -> None:
     for name in ("Deadpond", "Rusty-Man"):
         body = HeroCreate(name=name, secret_name="Dive Wilson", age=30, team_id=team.id)
         created = step(
-            "create hero", handlers_heroes_create_hero.sync_detailed(client=client, body=body), 201
+            "create hero", create_hero.sync_detailed(client=client, body=body), 201
         )
         heroes.append(created)
 
@@ -79,7 +79,7 @@ def main(base_url: str, key: str) -> None:
     cursor: str | Unset = UNSET
     while True:
         pages += 1
-        page = handlers_heroes_list_heroes.sync_detailed(
+        page = list_heroes.sync_detailed(
             client=client, team_id=team.id, limit=1, cursor=cursor
         )
         parsed = page.parsed
@@ -94,32 +94,32 @@ def main(base_url: str, key: str) -> None:
     print(json.dumps({"step": "page through heroes", "status": 200, "pages": pages}))
 
     hero_id = heroes[0].id
-    read = handlers_heroes_get_hero.sync_detailed(hero_id, client=client)
+    read = get_hero.sync_detailed(hero_id, client=client)
     step("get hero", read, 200)
     etag = read.headers["etag"]
-    unchanged = handlers_heroes_get_hero.sync_detailed(hero_id, client=client, if_none_match=etag)
+    unchanged = get_hero.sync_detailed(hero_id, client=client, if_none_match=etag)
     if unchanged.status_code != 304 or unchanged.parsed is not None:
         raise SystemExit(f"get unchanged hero: expected 304, got {unchanged.status_code}")
     print(json.dumps({"step": "get unchanged hero", "status": 304}))
 
-    patched = handlers_heroes_update_hero.sync_detailed(
+    patched = update_hero.sync_detailed(
         hero_id, client=client, body=HeroPatch(name="Deadpond Prime", age=None), if_match=etag
     )
     renamed = step("patch hero", patched, 200)
     if renamed.name != "Deadpond Prime" or renamed.age is not None:
         raise SystemExit(f"patch hero: got {renamed.to_dict()}")
 
-    deleted = handlers_heroes_delete_hero.sync_detailed(
+    deleted = delete_hero.sync_detailed(
         hero_id, client=client, if_match=patched.headers["etag"]
     )
     if deleted.status_code != 204:
         raise SystemExit(f"delete hero: expected 204, got {deleted.status_code}")
     print(json.dumps({"step": "delete hero", "status": 204}))
 
-    problem("get deleted hero", handlers_heroes_get_hero.sync_detailed(hero_id, client=client), 404)
+    problem("get deleted hero", get_hero.sync_detailed(hero_id, client=client), 404)
     problem(
         "create team again",
-        handlers_teams_create_team.sync_detailed(client=client, body=team_body),
+        create_team.sync_detailed(client=client, body=team_body),
         409,
     )
 
