@@ -3,7 +3,7 @@
 import functools
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -112,9 +112,21 @@ def response(problem: Problem, scope: Mapping[str, Any]) -> Response:
 
 
 type ErrorHandler = Callable[[ConnexionRequest, Exception], ConnexionResponse]
+type AsyncErrorHandler = Callable[[ConnexionRequest, Exception], Awaitable[ConnexionResponse]]
 
 
-def counted[P: Problem](kind: type[P], count: Callable[[P], object]) -> ErrorHandler:
+def on_the_loop(handler: ErrorHandler) -> AsyncErrorHandler:
+    """`handler` as a coroutine function: Connexion runs a plain function in a worker thread,
+    a hop that cost every refusal (a 401, a 404) about 40 us, for work that never blocks."""
+
+    @functools.wraps(handler)
+    async def on_loop(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+        return handler(request, error)
+
+    return on_loop
+
+
+def counted[P: Problem](kind: type[P], count: Callable[[P], object]) -> AsyncErrorHandler:
     """An error handler for `kind` that lets `count` see each problem, then renders it."""
 
     def handler(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
@@ -122,7 +134,7 @@ def counted[P: Problem](kind: type[P], count: Callable[[P], object]) -> ErrorHan
         count(error)
         return render(request, error)
 
-    return handler
+    return on_the_loop(handler)
 
 
 PERSISTENCE_STATUS: dict[type[errors.PersistenceError], int] = {
@@ -209,11 +221,11 @@ def unexpected(request: ConnexionRequest, error: Exception) -> ConnexionResponse
 
 def register(app: AsyncApp, paths: Mapping[str, Mapping[str, object]]) -> None:
     """Render every error as problem+json; `paths` (the spec's) give 405 its `Allow`."""
-    app.add_error_handler(errors.PersistenceError, from_persistence)
-    app.add_error_handler(ProblemException, from_connexion)
-    app.add_error_handler(404, from_http)
-    app.add_error_handler(405, functools.partial(from_http, allow=allow_table(paths)))
+    app.add_error_handler(errors.PersistenceError, on_the_loop(from_persistence))
+    app.add_error_handler(ProblemException, on_the_loop(from_connexion))
+    app.add_error_handler(404, on_the_loop(from_http))
+    app.add_error_handler(405, on_the_loop(functools.partial(from_http, allow=allow_table(paths))))
     for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
-        app.add_error_handler(unavailable, database_unavailable)
-    app.add_error_handler(DBAPIError, database_error)
-    app.add_error_handler(Exception, unexpected)
+        app.add_error_handler(unavailable, on_the_loop(database_unavailable))
+    app.add_error_handler(DBAPIError, on_the_loop(database_error))
+    app.add_error_handler(Exception, on_the_loop(unexpected))
