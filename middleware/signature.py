@@ -17,17 +17,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import http_sf
-from http_message_signatures._algorithms import HMAC_SHA256
 from http_message_signatures.digests import ContentDigest
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
-from http_message_signatures.resolvers import MappingKeyResolver
-from http_message_signatures.signatures import HTTPMessageVerifier
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import signing
 from contract.problems import Problem
 from contract.routes import ROUTE, Route
+from middleware import rfc9421
 from middleware.request_body import (
     check_content_type,
     check_declared_length,
@@ -50,6 +48,8 @@ VERIFIED = "signature_version"
 COMPONENTS = frozenset({*signing.TARGET_COMPONENTS, *signing.BOUND_HEADERS})
 COVERABLE = " ".join(f'"{name}"' for name in (*signing.TARGET_COMPONENTS, *signing.BOUND_HEADERS))
 PARAMETERS = frozenset({"created", "keyid", "alg", "nonce"})
+# The header fields a version 2 base may read, as raw ASGI names.
+BOUND_FIELDS = frozenset(name.encode() for name in signing.BOUND_HEADERS)
 # On a read, If-None-Match only chooses 304 over 200, and a browser's HTTP cache adds it to a
 # request after the page signed it: there it may be left out of the signature (if covered, it
 # must still be the value signed). On unsafe methods it must be covered, as every bound header.
@@ -120,28 +120,9 @@ class Claim:
     signed_at_ms: int
     timestamp: str = ""
     covered: frozenset[str] = frozenset()
-
-
-class _Verifier(HTTPMessageVerifier):
-    """The library's RFC 9421 verifier; freshness is judged by `Verifier` against its clock."""
-
-    def validate_created_and_expires(self, sig_input: Any, max_age: Any = None) -> None:
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Received:
-    """A received request in the shape the library reads: method, absolute URL, fields."""
-
-    method: str
-    url: str
-    headers: Headers
-
-
-def _received(scope: Scope) -> _Received:
-    """The request as signed: only its path and query are covered, so the origin is fixed."""
-    target = _path_and_query(scope).decode("latin-1")
-    return _Received(scope["method"], signing.ORIGIN + target, Headers(scope=scope))
+    # Version 2's member as received, in order: the names it covers and its parameters.
+    names: tuple[str, ...] = ()
+    parameters: tuple[rfc9421.Parameter, ...] = ()
 
 
 class Verifier:
@@ -158,10 +139,10 @@ class Verifier:
             "all": None,
             "off": frozenset[str](),
         }[settings.replay_protection]
-        self.rfc9421 = _Verifier(
-            signature_algorithm=HMAC_SHA256,
-            key_resolver=MappingKeyResolver(public_keys=self.keys_by_id, private_keys={}),
-        )
+        # What depends only on a key is done once: the HMAC keyed by it, copied per request.
+        self.macs = {
+            keyid: hmac.new(key, digestmod=hashlib.sha256) for keyid, key in self.keys_by_id.items()
+        }
 
     def check_headers(self, scope: Scope) -> Claim:
         """The cheap checks: a request nobody signed is refused before its body is read."""
@@ -237,18 +218,20 @@ class Verifier:
         )
 
     def _check_version_2(self, headers: Headers, method: str) -> Claim:
-        signature_input = _structured(headers, "Signature-Input")
-        signature = _structured(headers, "Signature")
+        input_value = _single_header(headers, "Signature-Input")
+        signature_value = _single_header(headers, "Signature")
+        assert input_value is not None
+        assert signature_value is not None
         _single_header(headers, "content-digest", required=False)
-        if set(signature_input) != {signing.LABEL} or set(signature) != {signing.LABEL}:
-            raise SignatureRejected(
-                "malformed_signature",
-                f"Signature-Input and Signature must each hold one signature, labelled "
-                f"{signing.LABEL}",
-                field="Signature-Input",
-            )
-        components, parameters = signature_input[signing.LABEL]
-        covered = _covered(components)
+        member = rfc9421.parse_signature_input(input_value)
+        value: object = rfc9421.parse_signature(signature_value)
+        if member is None or value is None:
+            # Not in the canonical form every signer sends: RFC 8941's full parser decides.
+            names, parameter_items, value = _parsed_slowly(input_value, signature_value)
+        else:
+            names, parameter_items = member
+        covered = _covered(names)
+        parameters = dict(parameter_items)
         carried = {name for name in signing.BOUND_HEADERS if name in headers}
         required = carried - OPTIONAL_ON_READS if method in SAFE_METHODS else carried
         left_out = [
@@ -269,14 +252,20 @@ class Verifier:
                 field="Signature-Input",
             )
         created = self._check_parameters(parameters)
-        value, _ = signature[signing.LABEL]
         if not isinstance(value, bytes) or len(value) != hashlib.sha256().digest_size:
             raise SignatureRejected(
                 "malformed_signature",
                 f"Signature must be {signing.LABEL}=:<the base64 of a 32-byte HMAC-SHA256>:",
                 field="Signature",
             )
-        return Claim(2, value, created * 1000, covered=covered)
+        return Claim(
+            2,
+            value,
+            created * 1000,
+            covered=covered,
+            names=names,
+            parameters=parameter_items,
+        )
 
     def _check_parameters(self, parameters: Mapping[str, object]) -> int:
         """`created` (fresh), `keyid` (of a key held), `alg` if stated; the time it claims."""
@@ -329,14 +318,28 @@ class Verifier:
                 "a request with a body must carry Content-Digest, covered by the signature",
                 field="Content-Digest",
             )
-        try:
-            self.rfc9421.verify(_received(scope), max_age=None)
-        except HTTPMessageSignaturesException:
+        fields = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in BOUND_FIELDS
+        }
+        base = rfc9421.signature_base(
+            scope["method"],
+            (scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
+            scope.get("query_string", b"").decode("latin-1"),
+            fields,
+            claim.names,
+            claim.parameters,
+        )
+        mac = self.macs[str(dict(claim.parameters)["keyid"])].copy()
+        if base is not None:
+            mac.update(base)
+        if base is None or not hmac.compare_digest(mac.digest(), claim.signature):
             raise SignatureRejected(
                 "bad_signature",
                 "Signature does not match this request (signature version 2)",
                 field="Signature",
-            ) from None
+            )
 
     def check_signature(self, scope: Scope, claim: Claim, body: bytes) -> None:
         """The whole check, for a request whose body is at hand."""
@@ -385,10 +388,8 @@ class Verifier:
         return self.replay_methods is None or method in self.replay_methods
 
 
-def _structured(headers: Headers, name: str) -> Mapping[str, tuple[Any, dict[str, Any]]]:
+def _structured(name: str, value: str) -> Mapping[str, tuple[Any, dict[str, Any]]]:
     """A dictionary structured field (RFC 8941), parsed by http-sf."""
-    value = _single_header(headers, name)
-    assert value is not None
     try:
         parsed: object = http_sf.parse(value.encode("latin-1"), tltype="dictionary")
     except Exception:  # http-sf raises ValueError, and others, for any malformed input
@@ -402,8 +403,20 @@ def _structured(headers: Headers, name: str) -> Mapping[str, tuple[Any, dict[str
     return cast(Mapping[str, tuple[Any, dict[str, Any]]], parsed)
 
 
-def _covered(components: object) -> frozenset[str]:
-    """The components a Signature-Input member covers: plain names this profile signs."""
+def _parsed_slowly(
+    input_value: str, signature_value: str
+) -> tuple[tuple[str, ...], tuple[rfc9421.Parameter, ...], object]:
+    """Both fields by RFC 8941's full parser: the covered names (judged as names), the
+    parameters, and the signature's value."""
+    signature_input = _structured("Signature-Input", input_value)
+    signature = _structured("Signature", signature_value)
+    if set(signature_input) != {signing.LABEL} or set(signature) != {signing.LABEL}:
+        raise SignatureRejected(
+            "malformed_signature",
+            f"Signature-Input and Signature must each hold one signature, labelled {signing.LABEL}",
+            field="Signature-Input",
+        )
+    components, parameters = signature_input[signing.LABEL]
     if not isinstance(components, list):
         raise SignatureRejected(
             "malformed_signature",
@@ -411,28 +424,35 @@ def _covered(components: object) -> frozenset[str]:
             field="Signature-Input",
         )
     names: list[str] = []
-    for component in components:
-        name, parameters = component if isinstance(component, tuple) else (None, None)
-        if not isinstance(name, str) or parameters or name not in COMPONENTS:
+    for component in cast(list[Any], components):
+        name, component_parameters = component if isinstance(component, tuple) else (None, None)
+        if not isinstance(name, str) or component_parameters:
             raise SignatureRejected(
                 "malformed_signature",
                 f"Signature-Input may cover only {COVERABLE}",
                 field="Signature-Input",
             )
         names.append(name)
-    if len(set(names)) != len(names):
+    value, _ = signature[signing.LABEL]
+    return tuple(names), tuple(parameters.items()), value
+
+
+def _covered(names: tuple[str, ...]) -> frozenset[str]:
+    """The components a Signature-Input member covers: plain names this profile signs."""
+    if any(name not in COMPONENTS for name in names):
+        raise SignatureRejected(
+            "malformed_signature",
+            f"Signature-Input may cover only {COVERABLE}",
+            field="Signature-Input",
+        )
+    covered = frozenset(names)
+    if len(covered) != len(names):
         raise SignatureRejected(
             "malformed_signature",
             "Signature-Input covers a component twice",
             field="Signature-Input",
         )
-    return frozenset(names)
-
-
-def _path_and_query(scope: Scope) -> bytes:
-    path: bytes = scope.get("raw_path") or scope["path"].encode()
-    query: bytes = scope.get("query_string", b"")
-    return path + b"?" + query if query else path
+    return covered
 
 
 def _with_content_length(scope: Scope, length: int) -> Scope:
