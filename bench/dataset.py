@@ -8,6 +8,7 @@ from alembic import command
 from sqlalchemy import URL, make_url
 
 from cli import alembic_config
+from persistence.teams import name_key
 from settings import Settings
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/backoffice_bench"
@@ -45,11 +46,13 @@ async def _load(url: URL, heroes: int) -> None:
     conn = await asyncpg.connect(plain_dsn(url))
     try:
         await conn.execute("TRUNCATE heroes, teams, used_signatures RESTART IDENTITY CASCADE")
-        await conn.execute(
-            "INSERT INTO teams (name, headquarters, version, created_at, updated_at) "
-            "SELECT 'Team ' || g, 'Headquarters ' || g, 1, now(), now() "
-            "FROM generate_series(1, $1::int) AS g",
-            TEAMS,
+        await conn.executemany(
+            "INSERT INTO teams (name, name_key, headquarters, version, created_at, updated_at) "
+            "VALUES ($1, $2, $3, 1, now(), now())",
+            [
+                (f"Team {n}", name_key(f"Team {n}"), f"Headquarters {n}")
+                for n in range(1, TEAMS + 1)
+            ],
         )
         await conn.execute(
             "INSERT INTO heroes (name, secret_name, age, team_id, version, created_at, updated_at) "

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from persistence import heroes
 from persistence.database import create_engine
 from persistence.pagination import encode_cursor
+from persistence.teams import name_key
 from settings import Settings
 from tests.conftest import fresh_postgres_database, make_settings, migrated
 
@@ -40,10 +41,10 @@ async def _load(settings: Settings) -> None:
         async with engine.begin() as conn:
             await conn.execute(
                 text(
-                    "INSERT INTO teams (name, headquarters, version, created_at, updated_at) "
-                    "SELECT 'Team ' || g, 'HQ', 1, now(), now() FROM generate_series(1, :n) g"
+                    "INSERT INTO teams (name, name_key, headquarters, version, created_at, "
+                    "updated_at) VALUES (:name, :key, 'HQ', 1, now(), now())"
                 ),
-                {"n": TEAMS},
+                [{"name": f"Team {n}", "key": name_key(f"Team {n}")} for n in range(1, TEAMS + 1)],
             )
             await conn.execute(
                 text(
