@@ -2,8 +2,8 @@
 
 `http-message-signatures` builds every base our signers sign and stays the reference: over
 generated requests, field values, parameters and mutations, the service builds the same base
-byte for byte, accepts exactly what the library's verifier accepts, and its quick parse of the
-two fields reads what RFC 8941's full parser (http-sf) reads, or leaves the field to it.
+byte for byte, accepts nothing the library's verifier refuses, and its quick parse of the two
+fields reads what RFC 8941's full parser (http-sf) reads, or leaves the field to it.
 """
 
 import string
@@ -77,30 +77,26 @@ def service_accepts(request: Request, signed: dict[str, str]) -> bool:
 nonces = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20)
 
 
+def sign(request: Request, created: int, nonce: str | None = None) -> dict[str, str]:
+    """What our signer sends for `request`: the library builds its base and its headers."""
+    return signing.version_2_headers(
+        request.method,
+        request.target,
+        request.body,
+        TEST_KEY,
+        headers=request.headers,
+        created=created,
+        nonce=nonce,
+    )
+
+
 @ENOUGH
 @given(request=requests(), nonce=st.none() | nonces, offset=st.integers(-100, 100))
 def test_the_service_builds_the_librarys_base_byte_for_byte(
     request: Request, nonce: str | None, offset: int
 ) -> None:
     created = NOW // 1000 + offset
-    signed = signing.version_2_headers(
-        request.method,
-        request.target,
-        request.body,
-        TEST_KEY,
-        headers=request.headers,
-        created=created,
-        nonce=nonce,
-    )
-    expected = signing.signature_base(
-        request.method,
-        request.target,
-        request.body,
-        TEST_KEY,
-        headers=request.headers,
-        created=created,
-        nonce=nonce,
-    )
+    signed = sign(request, created, nonce)
     parsed = rfc9421.parse_signature_input(signed["Signature-Input"])
     assert parsed is not None, signed["Signature-Input"]
     names, parameters = parsed
@@ -109,27 +105,32 @@ def test_the_service_builds_the_librarys_base_byte_for_byte(
 
     built = rfc9421.signature_base(request.method, path, query, fields, names, parameters)
 
-    assert built == expected
-
-
-@ENOUGH
-@given(data=st.data(), request=requests(), offset=st.integers(-100, 100))
-def test_the_service_accepts_exactly_what_the_library_accepts(
-    data: st.DataObject, request: Request, offset: int
-) -> None:
-    signed = signing.version_2_headers(
+    assert built == signing.signature_base(
         request.method,
         request.target,
         request.body,
         TEST_KEY,
         headers=request.headers,
-        created=NOW // 1000 + offset,
+        created=created,
+        nonce=nonce,
     )
+
+
+@ENOUGH
+@given(data=st.data(), request=requests(), offset=st.integers(-100, 100))
+def test_the_service_accepts_nothing_the_library_refuses(
+    data: st.DataObject, request: Request, offset: int
+) -> None:
+    """Our signer's requests pass both; of their mutants, the service accepts only what the
+    library's verifier accepts (it refuses more: what the profile leaves out, a header the
+    signature does not cover)."""
+    signed = sign(request, NOW // 1000 + offset)
     kind, mutant, mutant_headers = data.draw(mutations(request, signed), label="mutation")
     body_free = {k: v for k, v in mutant_headers.items() if k != "Content-Digest"}
 
     assert service_accepts(request, signed) is library_accepts(request, signed) is True
-    assert service_accepts(mutant, body_free) is library_accepts(mutant, body_free), kind
+    if service_accepts(mutant, body_free):
+        assert library_accepts(mutant, body_free), kind
 
 
 # --- the two fields, read quickly or by http-sf -------------------------------------------------
@@ -201,9 +202,4 @@ def test_a_quickly_read_signature_reads_as_http_sf_reads_it(value: bytes, suffix
 def test_a_field_value_is_signed_as_the_library_signs_it(value: str, name: str) -> None:
     request = Request("GET", "/api/heroes", "", b"", {name: value})
 
-    assert service_accepts(
-        request,
-        signing.version_2_headers(
-            "GET", "/api/heroes", b"", TEST_KEY, headers={name: value}, created=NOW // 1000
-        ),
-    )
+    assert service_accepts(request, sign(request, NOW // 1000))
