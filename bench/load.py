@@ -24,7 +24,12 @@ UNSAFE_PER_SECOND = 6000
 GET_PATHS = 20_000
 READ_SCENARIOS = ("list_first", "list_deep", "list_team_first", "list_team_deep", "get")
 WRITE_SCENARIOS = ("patch", "create")
-SCENARIOS = READ_SCENARIOS + WRITE_SCENARIOS
+# The same requests signed with version 2, the recommended one. Only the service verifies it,
+# so these runs are compared with the service's own version 1 runs.
+VERSION_2_SCENARIOS = ("get_v2", "list_first_v2", "create_v2")
+SCENARIOS = READ_SCENARIOS + WRITE_SCENARIOS + VERSION_2_SCENARIOS
+# Between the fields of a request file's headers (`signed.lua`).
+FIELD_SEPARATOR = "\x1f"
 
 
 @dataclass
@@ -40,48 +45,90 @@ class RequestFile:
         self.serial += 1
         return self.directory / f"{self.serial:04d}-{scenario}.tsv"
 
-    def safe(self, scenario: str, paths: list[str]) -> Path:
-        """GETs under one version-1 signature (method and time only), valid for the window."""
-        stamp = str(signing.now_ms())
-        signature = signing.sign("GET", b"", stamp, self.key)
+    def safe(self, scenario: str, paths: list[str], version: signing.Version = 1) -> Path:
+        """GETs, valid for the window: under one version 1 signature (which binds method and
+        time only), or each under its own version 2 signature (which binds its target)."""
+        stamp = signing.now_ms()
+        signed: dict[str, dict[str, str]] = {}
+        for path in paths:
+            if path not in signed:
+                signed[path] = signing.signed_headers(
+                    "GET", path, b"", self.key, version, stamp, unique=False
+                )
+            if version == 1:  # the same headers for every path
+                signed = dict.fromkeys(paths, signed[path])
+                break
         target = self._path(scenario)
-        target.write_text("".join(f"GET\t{path}\t{stamp}\t{signature}\t\n" for path in paths))
+        target.write_text("".join(_line("GET", path, signed[path], b"") for path in paths))
         return target
 
-    def unsafe(self, scenario: str, requests: list[tuple[str, str, dict[str, Any]]]) -> Path:
-        stamp = str(signing.now_ms())
+    def unsafe(
+        self,
+        scenario: str,
+        requests: list[tuple[str, str, dict[str, Any]]],
+        version: signing.Version = 1,
+    ) -> Path:
+        """Each request under a signature of its own (each is accepted once)."""
+        stamp = signing.now_ms()
         lines: list[str] = []
         for method, path, body in requests:
             raw = orjson.dumps(body)
-            signature = signing.sign(method, raw, stamp, self.key)
-            lines.append(f"{method}\t{path}\t{stamp}\t{signature}\t{raw.decode()}\n")
+            # The one media type the spec declares for a patch; plain Connexion refuses others.
+            media = "application/merge-patch+json" if method == "PATCH" else "application/json"
+            content = {"Content-Type": media}
+            signed = signing.signed_headers(
+                method, path, raw, self.key, version, stamp, headers=content
+            )
+            lines.append(_line(method, path, content | signed, raw))
         target = self._path(scenario)
         target.write_text("".join(lines))
         return target
+
+
+def _line(method: str, path: str, headers: dict[str, str], body: bytes) -> str:
+    """One request as `signed.lua` reads it."""
+    fields = FIELD_SEPARATOR.join(f"{name}: {value}" for name, value in headers.items())
+    return f"{method}\t{path}\t{fields}\t{body.decode()}\n"
 
 
 def scenario_requests(
     files: RequestFile, scenario: str, heroes: int, count: int, rng: random.Random
 ) -> Path:
     """The request file for one scenario at a data size of `heroes` (ids 1..heroes)."""
+    if scenario in VERSION_2_SCENARIOS:
+        return _requests(files, scenario.removesuffix("_v2"), heroes, count, rng, version=2)
+    return _requests(files, scenario, heroes, count, rng, version=1)
+
+
+def _requests(
+    files: RequestFile,
+    scenario: str,
+    heroes: int,
+    count: int,
+    rng: random.Random,
+    *,
+    version: signing.Version,
+) -> Path:
     team = 3
     match scenario:
         case "list_first":
-            return files.safe(scenario, ["/api/heroes?limit=50"])
+            return files.safe(scenario, ["/api/heroes?limit=50"], version)
         case "list_deep":
             # 100 heroes from the end: a full page, 1000 pages deep at a million heroes.
             return files.safe(
-                scenario, [f"/api/heroes?limit=50&cursor={encode_cursor(heroes - 100)}"]
+                scenario, [f"/api/heroes?limit=50&cursor={encode_cursor(heroes - 100)}"], version
             )
         case "list_team_first":
-            return files.safe(scenario, [f"/api/heroes?limit=50&team_id={team}"])
+            return files.safe(scenario, [f"/api/heroes?limit=50&team_id={team}"], version)
         case "list_team_deep":
             # Heroes are dealt to teams in turn, so about 60 of this team's are left after it.
             cursor = encode_cursor(heroes - 60 * TEAMS)
-            return files.safe(scenario, [f"/api/heroes?limit=50&team_id={team}&cursor={cursor}"])
+            return files.safe(
+                scenario, [f"/api/heroes?limit=50&team_id={team}&cursor={cursor}"], version
+            )
         case "get":
             ids = [rng.randint(1, heroes) for _ in range(GET_PATHS)]
-            return files.safe(scenario, [f"/api/heroes/{hero_id}" for hero_id in ids])
+            return files.safe(scenario, [f"/api/heroes/{hero_id}" for hero_id in ids], version)
         case "patch":
             serial = files.serial
             return files.unsafe(
@@ -94,6 +141,7 @@ def scenario_requests(
                     )
                     for n in range(count)
                 ],
+                version,
             )
         case "create":
             serial = files.serial
@@ -112,6 +160,7 @@ def scenario_requests(
                     )
                     for n in range(count)
                 ],
+                version,
             )
         case _:
             raise ValueError(f"unknown scenario {scenario!r}")

@@ -32,10 +32,11 @@ def tables(report: dict[str, Any]) -> str:
                 "service / floor",
                 "service / ceiling",
                 "p99 service / ceiling",
+                "version 2 / version 1",
                 "p50 ms, 1 connection",
             ]
         ),
-        _row(["---:", "---", *["---:"] * 11]),
+        _row(["---:", "---", *["---:"] * 12]),
     ]
     for size in report["sizes"]:
         for scenario, runs in size["scenarios"].items():
@@ -46,7 +47,7 @@ def tables(report: dict[str, Any]) -> str:
             for name in ("service", "ceiling"):
                 cells.append(f"{runs[name]['p99_ms']:.1f}" if name in runs else "")
             found = runs.get("ratios", {})
-            cells += [_ratio(found.get(name)) for name in (*OTHERS, "p99_ceiling")]
+            cells += [_ratio(found.get(name)) for name in (*OTHERS, "p99_ceiling", "version_1")]
             cells.append(f"{probe['p50_ms']:.2f}" if probe else "")
             lines.append(_row(cells))
     lines += ["", _row(["target", "met", "worst measured (where)", "limit"]), _row(["---"] * 4)]

@@ -1,5 +1,8 @@
 -- Replays pre-signed requests from the file named by BENCH_REQUESTS, one per line:
---   METHOD <tab> PATH <tab> X-TIMESTAMP <tab> X-SIGNATURE <tab> BODY
+--   METHOD <tab> PATH <tab> HEADERS <tab> BODY
+-- HEADERS are "Name: value" fields separated by the unit separator (\31): the signature's
+-- headers, version 1 (x-timestamp, x-signature) or version 2 (Signature-Input, Signature,
+-- Content-Digest), and Content-Type when there is a body.
 -- Thread k of n sends lines k, k+n, k+2n, ... so that no two threads share a signature; a list
 -- of safe requests may be cycled, a list of unsafe ones (each accepted once) must be long enough.
 
@@ -18,14 +21,13 @@ function init(args)
   local line_number = 0
   for line in io.lines(os.getenv("BENCH_REQUESTS")) do
     if line_number % stride == index then
-      local method, path, stamp, signature, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
-      local headers = {["x-timestamp"] = stamp, ["x-signature"] = signature}
-      if method == "PATCH" then
-        -- The one media type the spec declares for a patch; plain Connexion refuses any other.
-        headers["Content-Type"] = "application/merge-patch+json"
-      elseif body ~= "" then
-        headers["Content-Type"] = "application/json"
-      else
+      local method, path, fields, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+      local headers = {}
+      for field in fields:gmatch("[^\31]+") do
+        local name, value = field:match("^([^:]+): (.*)$")
+        headers[name] = value
+      end
+      if body == "" then
         body = nil
       end
       mine[#mine + 1] = wrk.format(method, path, headers, body)
