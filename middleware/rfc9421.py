@@ -19,11 +19,13 @@ from collections.abc import Mapping
 
 type Parameter = tuple[str, int | str]
 
-# One member labelled sig1: an inner list of quoted names, then parameters. Only the canonical
-# serialization (single spaces, no other white space) is read here.
+# One member labelled sig1: an inner list of quoted names, then parameters, in the canonical
+# serialization only (single spaces, no other white space, integers without leading zeros), so
+# that the text after "sig1=" is its own serialization, the base's "@signature-params".
 _NAME = r'"[a-z@][a-z0-9_.@-]*"'
 _STRING = r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*"'
-_PARAMETER = rf"(?:;([a-z*][a-z0-9_.*-]*)=(-?[0-9]{{1,15}}|{_STRING}))"
+_INTEGER = r"(?:0|-?[1-9][0-9]{0,14})"
+_PARAMETER = rf"(?:;([a-z*][a-z0-9_.*-]*)=({_INTEGER}|{_STRING}))"
 SIGNATURE_INPUT = re.compile(rf"sig1=\(((?:{_NAME}(?: {_NAME})*)?)\)({_PARAMETER}*)")
 PARAMETER = re.compile(_PARAMETER)
 SIGNATURE = re.compile(r"sig1=:([A-Za-z0-9+/]*={0,2}):")
@@ -89,7 +91,7 @@ def signature_base(
     query: str,
     fields: Mapping[str, str],
     names: tuple[str, ...],
-    parameters: tuple[Parameter, ...],
+    serialized: str,
 ) -> bytes | None:
     """The bytes the HMAC covers, or None where the library would refuse the request (a value
     it cannot sign, a target its URL parser refuses, anything not ASCII)."""
@@ -110,6 +112,6 @@ def signature_base(
         if value is None:
             return None
         lines.append(f'"{name}": {value}')
-    lines.append(f'"@signature-params": {serialize(names, parameters)}')
+    lines.append(f'"@signature-params": {serialized}')
     base = "\n".join(lines)
     return base.encode() if base.isascii() else None

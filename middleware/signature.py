@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -48,8 +48,7 @@ VERIFIED = "signature_version"
 COMPONENTS = frozenset({*signing.TARGET_COMPONENTS, *signing.BOUND_HEADERS})
 COVERABLE = " ".join(f'"{name}"' for name in (*signing.TARGET_COMPONENTS, *signing.BOUND_HEADERS))
 PARAMETERS = frozenset({"created", "keyid", "alg", "nonce"})
-# The header fields a version 2 base may read, as raw ASGI names.
-BOUND_FIELDS = frozenset(name.encode() for name in signing.BOUND_HEADERS)
+
 # On a read, If-None-Match only chooses 304 over 200, and a browser's HTTP cache adds it to a
 # request after the page signed it: there it may be left out of the signature (if covered, it
 # must still be the value signed). On unsafe methods it must be covered, as every bound header.
@@ -67,9 +66,25 @@ class SignatureRejected(Problem):
         self.reason = reason
 
 
-def _single_header(headers: Headers, name: str, *, required: bool = True) -> str | None:
+type Fields = Mapping[str, list[str]]
+# The header fields the checks read, as raw ASGI names: one pass over a request's headers
+# collects them (Starlette's Headers scans the whole list for each name asked).
+READ_FIELDS = frozenset(
+    name.encode() for name in (*signing.V1_HEADERS, *signing.V2_HEADERS, *signing.BOUND_HEADERS)
+)
+
+
+def _fields(scope: Scope) -> Fields:
+    found: dict[str, list[str]] = {}
+    for name, value in scope["headers"]:
+        if name in READ_FIELDS:
+            found.setdefault(name.decode(), []).append(value.decode("latin-1"))
+    return found
+
+
+def _single_header(headers: Fields, name: str, *, required: bool = True) -> str | None:
     """The header's one value; an optional header may be absent, but never sent empty."""
-    values = headers.getlist(name)
+    values = headers.get(name.lower(), [])
     if len(values) > 1:
         raise SignatureRejected("duplicated_header", f"{name} is sent more than once", field=name)
     if values and (values[0] or not required):
@@ -120,9 +135,12 @@ class Claim:
     signed_at_ms: int
     timestamp: str = ""
     covered: frozenset[str] = frozenset()
-    # Version 2's member as received, in order: the names it covers and its parameters.
+    # Version 2's member as received: the names it covers and its parameters, in order, the
+    # member serialized (the base's "@signature-params"), and the bound fields the request has.
     names: tuple[str, ...] = ()
     parameters: tuple[rfc9421.Parameter, ...] = ()
+    serialized: str = ""
+    fields: Mapping[str, str] = field(default_factory=dict[str, str])
 
 
 class Verifier:
@@ -146,7 +164,7 @@ class Verifier:
 
     def check_headers(self, scope: Scope) -> Claim:
         """The cheap checks: a request nobody signed is refused before its body is read."""
-        headers = Headers(scope=scope)
+        headers = _fields(scope)
         version_1 = [name for name in signing.V1_HEADERS if name in headers]
         version_2 = [name for name in signing.V2_HEADERS if name in headers]
         if version_1 and version_2:
@@ -165,7 +183,7 @@ class Verifier:
             "missing_header", f"the request is not signed: sign it with {accepted}"
         )
 
-    def _check_version_1(self, headers: Headers) -> Claim:
+    def _check_version_1(self, headers: Fields) -> Claim:
         timestamp = _single_header(headers, "x-timestamp")
         signature = _single_header(headers, "x-signature")
         version = _single_header(headers, "x-signature-version", required=False)
@@ -217,7 +235,7 @@ class Verifier:
             field=field,
         )
 
-    def _check_version_2(self, headers: Headers, method: str) -> Claim:
+    def _check_version_2(self, headers: Fields, method: str) -> Claim:
         input_value = _single_header(headers, "Signature-Input")
         signature_value = _single_header(headers, "Signature")
         assert input_value is not None
@@ -228,8 +246,11 @@ class Verifier:
         if member is None or value is None:
             # Not in the canonical form every signer sends: RFC 8941's full parser decides.
             names, parameter_items, value = _parsed_slowly(input_value, signature_value)
+            serialized = rfc9421.serialize(names, parameter_items)
         else:
             names, parameter_items = member
+            # Canonical as received: its serialization is what was sent after the label.
+            serialized = input_value.removeprefix(f"{signing.LABEL}=")
         covered = _covered(names)
         parameters = dict(parameter_items)
         carried = {name for name in signing.BOUND_HEADERS if name in headers}
@@ -265,6 +286,8 @@ class Verifier:
             covered=covered,
             names=names,
             parameters=parameter_items,
+            serialized=serialized,
+            fields={name: headers[name][0] for name in carried},
         )
 
     def _check_parameters(self, parameters: Mapping[str, object]) -> int:
@@ -318,18 +341,13 @@ class Verifier:
                 "a request with a body must carry Content-Digest, covered by the signature",
                 field="Content-Digest",
             )
-        fields = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in scope["headers"]
-            if name in BOUND_FIELDS
-        }
         base = rfc9421.signature_base(
             scope["method"],
             (scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
             scope.get("query_string", b"").decode("latin-1"),
-            fields,
+            claim.fields,
             claim.names,
-            claim.parameters,
+            claim.serialized,
         )
         mac = self.macs[str(dict(claim.parameters)["keyid"])].copy()
         if base is not None:
