@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The service image: `docker-compose up -d --build` builds it (see the README's Operations).
+# The service image: `docker compose up -d --build` builds it (see docs/operations.md).
 
 # --- build: resolve the locked dependencies into a virtual environment -------------------
 FROM python:3.13-slim AS builder

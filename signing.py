@@ -1,9 +1,10 @@
 """The request-signing scheme shared with the frontend: what is signed, and how.
 
-Version 1 (what the frontend sends today) signs `{METHOD}|{body}|{x-timestamp}` and sends the
-lower-case hex HMAC-SHA256 in `x-signature`. Version 2 is a profile of RFC 9421 HTTP Message
-Signatures: `Signature-Input` and `Signature` (label `sig1`, `hmac-sha256`), with an RFC 9530
-`Content-Digest` of the body. `signing-vectors.json` holds worked examples of both.
+Version 1 (the older scheme, still accepted by default) signs `{METHOD}|{body}|{x-timestamp}`
+and sends the lower-case hex HMAC-SHA256 in `x-signature`. Version 2, what this repository's
+signers send by default, is a profile of RFC 9421 HTTP Message Signatures: `Signature-Input` and
+`Signature` (label `sig1`, `hmac-sha256`), with an RFC 9530 `Content-Digest` of the body.
+`signing-vectors.json` holds worked examples of both.
 """
 
 import hashlib

@@ -1,6 +1,6 @@
 """Debian's Chromium on /docs of a live `backoffice serve` with the demo data.
 
-Shared by the browser test and by `python -m tests.swagger_screenshot` (the README's picture):
+Shared by the browser test and by `python -m tests.swagger_screenshot` (the picture of /docs):
 the server binds 127.0.0.1 and stops itself (`timeout`), and the browser is the one Debian
 installs, driven by npm's playwright-core from the lock file, never a downloaded build.
 """

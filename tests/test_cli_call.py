@@ -1,6 +1,7 @@
 """`backoffice call` signs and sends requests to a real `backoffice serve` on 127.0.0.1.
 
-So does the README's curl example: both are run against the live server, on PostgreSQL.
+So do the documentation's curl example (docs/api.md) and its `backoffice call` lines
+(docs/signing.md): all are run as written against the live server, on PostgreSQL.
 """
 
 import json
@@ -17,6 +18,7 @@ from cli import cli
 from settings import ROOT
 from tests.backoffice_process import BACKOFFICE
 from tests.conftest import TEST_KEY
+from tests.markdown_docs import command_lines, shell_blocks
 
 KEY = TEST_KEY
 
@@ -136,16 +138,14 @@ def test_the_installed_command_exits_with_1_on_a_conflict(live_server: str, tmp_
     assert runs[1].stdout.startswith("HTTP 409 Conflict\n")
 
 
-def _readme_curl_example() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("\n## The API\n") :]
-    match = re.search(r"```bash\n(KEY=.*?)```", section, flags=re.DOTALL)
-    assert match is not None, "the curl example is missing from The API"
-    return match.group(1)
+def _documented_curl_example() -> str:
+    (script,) = shell_blocks(ROOT / "docs/api.md", "tests/test_cli_call.py")
+    assert script.startswith("KEY="), "the curl example is missing from docs/api.md"
+    return script
 
 
-def test_the_readme_curl_example_is_accepted_by_a_running_server(live_server: str) -> None:
-    script = _readme_curl_example()
+def test_the_documented_curl_example_is_accepted_by_a_running_server(live_server: str) -> None:
+    script = _documented_curl_example()
     assert "http://127.0.0.1:8000" in script
     # The example signs with the development key; this server has its own.
     script = re.sub(r"^KEY=\S+", f"KEY={KEY}", script.replace("http://127.0.0.1:8000", live_server))
@@ -161,6 +161,33 @@ def test_the_readme_curl_example_is_accepted_by_a_running_server(live_server: st
     assert run.returncode == 0, run.stderr
     page = json.loads(run.stdout)  # a 401 would be a problem document instead
     assert set(page) == {"items", "next_cursor"}, page
+
+
+def test_the_signing_pages_calls_run_as_written(live_server: str, tmp_path: Path) -> None:
+    """docs/signing.md's "Try it": a keyed create, then a page, each a `uv run backoffice call`."""
+    (block,) = shell_blocks(ROOT / "docs/signing.md", "tests/test_cli_call.py")
+    create, listing = command_lines(block)
+    prefix = "uv run backoffice "
+    assert create.startswith(prefix), block
+    assert listing.startswith(prefix), block
+    # A unique name, so that the create succeeds whatever this server already holds.
+    create = create.replace('"name":"Avengers"', '"name":"Avengers of the signing page"')
+    runs = [
+        subprocess.run(
+            ["bash", "-c", f"{BACKOFFICE} {command.removeprefix(prefix)}"],
+            env={"PATH": "/usr/bin:/bin", "BACKOFFICE_URL": live_server, "APP_SECRET_KEY": KEY},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        for command in (create, listing)
+    ]
+
+    assert [run.returncode for run in runs] == [0, 0], [run.stdout + run.stderr for run in runs]
+    assert runs[0].stdout.startswith("HTTP 201 Created\n")
+    assert runs[1].stdout.startswith("HTTP 200 OK\n")
 
 
 def installed_call(

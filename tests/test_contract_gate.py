@@ -4,7 +4,10 @@ Each test builds a small repository at release 1.0.0 (`releases/openapi-1.0.0.ya
 changelog section), edits its contract in commits, and runs the command CI runs.
 """
 
+import os
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import semver
 import yaml
 
 from settings import ROOT
+from tests.markdown_docs import command_lines, shell_blocks
 from tests.test_spec_diff import (
     BASE,
     CREATE_BODY,
@@ -375,3 +379,38 @@ class TestRelease:
             1,
             ["gate FAILED: 1.0.0 is already released (releases/openapi-1.0.0.yaml)"],
         )
+
+
+class TestTheContractPage:
+    def test_its_commands_run_as_written_on_a_change_ready_to_release(self, project: Path) -> None:
+        """docs/contract.md's four spec_diff lines, in order, on a repository whose HEAD adds an
+        optional parameter under 1.1.0: the gate, its Markdown, a base revision, the release."""
+        (block,) = shell_blocks(ROOT / "docs/contract.md", "tests/test_contract_gate.py")
+        commit(project, add_optional_parameter, "an optional parameter")
+        commit(project, version("1.1.0"), "1.1.0")
+        add_section(project, "1.1.0", "- an optional `team_id` filter on the heroes")
+        # `uv run python` is this test's Python; the tool is imported from this repository.
+        environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+        runs = [
+            subprocess.run(
+                ["bash", "-c", line.replace("uv run python", sys.executable, 1)],
+                cwd=project,
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            for line in command_lines(block)
+        ]
+
+        assert [line.split("#")[0].split()[-1] for line in command_lines(block)] == [
+            "tools.spec_diff",
+            "markdown",
+            "HEAD~1",
+            "--release",
+        ]
+        assert [run.returncode for run in runs] == [0, 0, 0, 0], [r.stdout + r.stderr for r in runs]
+        assert runs[0].stdout.splitlines()[-1] == "gate passed: no break"
+        assert (project / "releases" / "openapi-1.1.0.yaml").exists()

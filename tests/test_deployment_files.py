@@ -185,6 +185,28 @@ class TestDockerfile:
         env = " ".join(arguments for name, arguments in instructions if name == "ENV")
         assert "UV_COMPILE_BYTECODE=1" in env
 
+    def test_the_image_gets_neither_the_docs_tools_nor_any_other_dev_group(self) -> None:
+        syncs = [a for name, a in dockerfile_instructions() if name == "RUN" and "uv sync" in a]
+        assert syncs
+        assert all("--no-dev" in a and "--group docs" not in a for a in syncs)
+        assert not any("--all-groups" in a or "--group dev" in a for a in syncs)
+        groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
+        # In dev, so that a plain `uv run mkdocs build --strict` has it, and --no-dev leaves it.
+        assert {"include-group": "docs"} in groups["dev"]
+        uv = shutil.which("uv")
+        assert uv, "uv is needed: `pip install uv` (see the README's quick start)"
+        image = subprocess.run(
+            [uv, "export", "--locked", "--no-dev", "--group", "migrations", "--no-hashes"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+        assert "\nuvicorn==" in image
+        assert "mkdocs" not in image
+        assert "pillow" not in image
+
     def test_the_service_runs_as_a_user_that_is_not_root(self) -> None:
         instructions = dockerfile_instructions()
         final_stage = instructions[

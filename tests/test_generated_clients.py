@@ -28,7 +28,8 @@ import yaml
 from app import SPEC
 from settings import ROOT
 from tests.conftest import TEST_KEY
-from tests.node_packages import npm_ci
+from tests.markdown_docs import command_lines, shell_blocks
+from tests.node_packages import after_npm_ci, npm_ci
 
 GENERATORS = ROOT / "clients" / "generators"
 PYTHON_GENERATORS = GENERATORS / "python"
@@ -263,6 +264,24 @@ def test_spectral_oas_ruleset_finds_nothing_in_the_spec() -> None:
     result = spectral(SPEC)
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_clients_pages_spectral_line_runs_as_written() -> None:
+    """docs/clients.md's `npm ci && npx spectral lint openapi.yaml`: .spectral.yaml, as found."""
+    (block,) = shell_blocks(ROOT / "docs/clients.md", "tests/test_generated_clients.py")
+    (command,) = command_lines(block)
+
+    result = subprocess.run(
+        ["bash", "-c", after_npm_ci(command, ROOT)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SECONDS,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No results with a severity of 'error' found!" in result.stdout
 
 
 def test_spectral_would_report_a_spec_without_a_contact(tmp_path: Path) -> None:

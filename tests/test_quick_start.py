@@ -1,4 +1,8 @@
-"""The README's first command, for real: `backoffice dev` serves the API with demo data."""
+"""The README's Quick start, for real: `backoffice dev` serves the API with demo data.
+
+Its block is read from README.md (and docs/index.md, which repeats it): the first line is run
+here, on a free port; the second is the test suite itself, which .ci/run runs as written.
+"""
 
 import os
 import signal
@@ -13,9 +17,28 @@ import httpx
 import pytest
 
 import signing
-from settings import DEVELOPMENT_SECRET_KEY
+from settings import DEVELOPMENT_SECRET_KEY, ROOT
+from tests.markdown_docs import command_lines, shell_blocks
 
 STARTUP_SECONDS = 60
+RUNNER = "tests/test_quick_start.py"
+
+
+def quick_start() -> list[str]:
+    (block,) = shell_blocks(ROOT / "README.md", RUNNER)
+    assert shell_blocks(ROOT / "docs/index.md", RUNNER) == [block]
+    return command_lines(block)
+
+
+def test_the_quick_start_is_the_two_commands() -> None:
+    assert quick_start() == ["uv run backoffice dev", "uv run pytest --cov"]
+
+
+def test_the_second_command_is_the_one_ci_runs() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+
+    assert ci.rstrip().splitlines()[-1] == '"${UV[@]}" run pytest --cov'
+    assert quick_start()[1] == "uv run pytest --cov"
 
 
 def free_port() -> int:
@@ -37,7 +60,12 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory, dev_output: Path) -> It
     backoffice = Path(sys.executable).parent / "backoffice"
     with dev_output.open("wb") as output:
         process = subprocess.Popen(
-            [str(backoffice), "dev", "--port", str(port)],
+            [
+                str(backoffice),
+                *quick_start()[0].removeprefix("uv run backoffice ").split(),
+                "--port",
+                str(port),
+            ],
             env=environment,
             stdout=output,
             stderr=subprocess.DEVNULL,

@@ -1,5 +1,8 @@
 """Every row of the README's Commands table, run as written by the real `backoffice` program.
 
+So are the blocks that repeat rows of it (the Quick start's calls, the how-to's migrations), and
+the PostgreSQL block of the README and of docs/configuration.md.
+
 The database commands run against a PostgreSQL database that does not exist yet (`migrate
 upgrade` creates it); `dev` runs in an empty folder holding a copy of `.env.example` as `.env`,
 as a new user who followed the configuration advice would have it. Only the port of the two
@@ -25,8 +28,12 @@ import signing
 from settings import DEVELOPMENT_SECRET_KEY, EXAMPLE_SECRET_KEY, ROOT
 from tests.backoffice_process import BACKOFFICE, free_port
 from tests.conftest import TEST_KEY
+from tests.markdown_docs import command_lines, shell_blocks
 
 README = ROOT / "README.md"
+CONFIGURATION = ROOT / "docs/configuration.md"
+HOWTO = ROOT / "docs/howto-add-a-field.md"
+RUNNER = "tests/test_readme_commands.py"
 STARTUP_SECONDS = 120
 COMMAND_SECONDS = 120
 AVENGERS = '{"name": "Avengers", "headquarters": "Stark Tower"}'
@@ -138,6 +145,46 @@ def test_the_table_lists_each_command_once() -> None:
         "call",
         "--help",
     }
+
+
+def test_the_quick_starts_calls_and_the_howtos_migrations_are_rows_of_the_table() -> None:
+    """Those blocks run as the rows they repeat, below."""
+    rows = readme_commands()
+    (calls, postgres) = shell_blocks(README, RUNNER)
+    (migrations,) = shell_blocks(HOWTO, RUNNER)
+    repeated = command_lines(calls) + command_lines(migrations)
+
+    assert "APP_DB_URL" in postgres
+    assert len(repeated) == 5
+    for command in repeated:
+        assert command.startswith("uv run "), command
+        assert command.removeprefix("uv run ") in rows, command
+
+
+def test_the_postgresql_block_serves_as_written(missing_database: str, tmp_path: Path) -> None:
+    """With this test's database, and on 127.0.0.1 and a free port instead of 0.0.0.0:8000."""
+    (_, block) = shell_blocks(README, RUNNER)
+    assert shell_blocks(CONFIGURATION, RUNNER) == [block]
+    documented = "postgresql://postgres@127.0.0.1:5432/backoffice"
+    assert documented in block
+    assert "--host 0.0.0.0 --port 8000" in block
+    port = free_port()
+    script = (
+        block.replace(documented, missing_database)
+        .replace("--host 0.0.0.0 --port 8000", f"--host 127.0.0.1 --port {port}")
+        .replace("uv run backoffice", BACKOFFICE)
+    )
+
+    server = Served(["bash", "-euo", "pipefail", "-c", script], tmp_path, user_environment(), port)
+    try:
+        server.wait_ready()
+        health = httpx.get(f"{server.url}/health", timeout=5).json()
+    finally:
+        server.stop()
+
+    assert health["status"] == "ok"
+    log = server.log.read_text()
+    assert 'created the database "backoffice_readme_' in log
 
 
 def test_every_database_command_row_works_as_written(missing_database: str, tmp_path: Path) -> None:

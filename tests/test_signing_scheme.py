@@ -1,6 +1,7 @@
 """The signing scheme reproduces the shared vectors byte for byte, in Python and on the server.
 
-The README's worked examples are parsed and checked too, so the documentation cannot drift.
+The documentation's worked examples (docs/signing.md) are parsed and checked too, and its
+commands run, so the documentation cannot drift.
 """
 
 import ast
@@ -17,6 +18,7 @@ from starlette.testclient import TestClient
 import signing
 from settings import ROOT, Settings
 from tests.conftest import TEST_KEY, make_settings, truncate_all
+from tests.markdown_docs import blocks, command_lines, shell_blocks
 from tests.problem_assertions import assert_problem
 from tests.signature_support import (
     VECTOR_KEY,
@@ -36,7 +38,8 @@ MUST_NOT_VERIFY = vector_file()["must_not_verify"]
 # Every vector's timestamp is within a few seconds of this instant: a server whose clock reads
 # it accepts them all, as it would have when they were recorded.
 RECORDED_AT_MS = 1_764_158_400_500
-README = ROOT / "README.md"
+SIGNING_PAGE = ROOT / "docs/signing.md"
+TROUBLESHOOTING = ROOT / "docs/troubleshooting.md"
 # The vectors' hero 42 is at version 3: their If-Match and If-None-Match name it.
 HERO_VERSION = 3
 
@@ -201,16 +204,13 @@ def test_the_must_not_verify_case_is_refused(
     )
 
 
-def _readme_section(title: str) -> str:
-    text = README.read_text(encoding="utf-8")
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else None]
+def _signing_page() -> str:
+    return SIGNING_PAGE.read_text(encoding="utf-8")
 
 
 def _worked_examples() -> dict[str, dict[str, str]]:
-    """The `text` blocks of the README's worked examples, as field -> value, by version."""
-    section = _readme_section("Request signing")
+    """The `text` blocks of the page's worked examples, as field -> value, by version."""
+    section = _signing_page()
     blocks = re.findall(r"```text\n(key .*?)```", section, flags=re.DOTALL)
     examples = [
         dict(line.split(maxsplit=1) for line in block.strip().splitlines()) for block in blocks
@@ -218,11 +218,11 @@ def _worked_examples() -> dict[str, dict[str, str]]:
     return {example["version"]: example for example in examples}
 
 
-def test_the_readme_shows_a_worked_example_of_each_version() -> None:
+def test_the_page_shows_a_worked_example_of_each_version() -> None:
     assert sorted(_worked_examples()) == ["1", "2"]
 
 
-def test_the_readme_version_1_example_is_correct_and_is_a_shared_vector() -> None:
+def test_the_version_1_example_is_correct_and_is_a_shared_vector() -> None:
     example = _worked_examples()["1"]
     inputs = (example["method"], example["body"], example["x-timestamp"])
 
@@ -237,7 +237,7 @@ def test_the_readme_version_1_example_is_correct_and_is_a_shared_vector() -> Non
     )
 
 
-def test_the_readme_version_2_example_is_correct_and_is_a_shared_vector() -> None:
+def test_the_version_2_example_is_correct_and_is_a_shared_vector() -> None:
     example = _worked_examples()["2"]
     bound = {name: example[name] for name in signing.BOUND_HEADERS if name in example}
     vector = next(
@@ -263,19 +263,23 @@ def test_the_readme_version_2_example_is_correct_and_is_a_shared_vector() -> Non
         name: example[name] for name in ("Signature-Input", "Signature", "Content-Digest")
     }
     assert headers == vector.signed_headers
-    base = _readme_section("Request signing").split('```text\n"@method"', 1)[1]
+    base = _signing_page().split('```text\n"@method"', 1)[1]
     assert '"@method"' + base.split("```", 1)[0].rstrip("\n") == vector.signature_base
 
 
-def _readme_python_example() -> str:
-    section = _readme_section("Request signing")
-    match = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
-    assert match is not None, "the Python example is missing from Request signing"
-    return match.group(1)
+def _documented_python_example() -> str:
+    (code,) = [
+        b.text
+        for b in blocks(SIGNING_PAGE)
+        if b.run_by == "tests/test_signing_scheme.py" and b.language == "python"
+    ]
+    return code
 
 
-def test_the_readme_python_example_creates_a_team_on_a_running_server(live_server: str) -> None:
-    script = _readme_python_example()
+def test_the_documented_python_example_creates_a_team_on_a_running_server(
+    live_server: str,
+) -> None:
+    script = _documented_python_example()
     assert "http://127.0.0.1:8000" in script
     name = f"Defenders {uuid.uuid4().hex[:8]}"
     script = script.replace("http://127.0.0.1:8000", live_server).replace("Defenders", name)
@@ -292,3 +296,36 @@ def test_the_readme_python_example_creates_a_team_on_a_running_server(live_serve
     assert run.returncode == 0, run.stderr
     created = ast.literal_eval(run.stdout)
     assert (created["name"], created["headquarters"]) == (name, "Hell's Kitchen")
+
+
+def _run_shell(command: str) -> str:
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def test_the_openssl_line_reproduces_the_version_1_example() -> None:
+    (block,) = shell_blocks(SIGNING_PAGE, "tests/test_signing_scheme.py")
+    (command,) = command_lines(block)
+
+    printed = _run_shell(command)
+
+    assert printed.split()[-1] == _worked_examples()["1"]["x-signature"]
+
+
+def test_the_troubleshooting_keyid_line_prints_the_worked_examples_keyid() -> None:
+    (block,) = shell_blocks(TROUBLESHOOTING, "tests/test_signing_scheme.py")
+    (command,) = command_lines(block)
+
+    printed = _run_shell(command)
+
+    keyid = re.search(r'keyid="([0-9a-f]{16})"', _worked_examples()["2"]["Signature-Input"])
+    assert keyid is not None
+    assert printed == f"{keyid.group(1)}\n"
+    assert f"`{keyid.group(1)}`" in TROUBLESHOOTING.read_text(encoding="utf-8")

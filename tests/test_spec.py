@@ -15,7 +15,8 @@ from app import SPEC
 from contract.problems import HTTP_METHODS
 from handlers import OPERATIONS, handler_of
 from settings import ROOT
-from tests.node_packages import npm_ci
+from tests.markdown_docs import command_lines, shell_blocks
+from tests.node_packages import after_npm_ci, npm_ci
 from tests.signed_client import SignedClient
 
 LINT_SECONDS = 120
@@ -81,6 +82,25 @@ def test_the_lint_refuses_what_the_contract_promises_never_to_have(
         "rule/request-body-example",
         "no-unused-components",
     }
+
+
+def test_the_contract_pages_lint_line_runs_as_written() -> None:
+    """docs/contract.md's `npm ci && npm run lint:spec`, the script package.json defines."""
+    (block,) = shell_blocks(ROOT / "docs/contract.md", "tests/test_spec.py")
+    (command,) = command_lines(block)
+
+    result = subprocess.run(
+        ["bash", "-c", after_npm_ci(command, ROOT)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=LINT_SECONDS,
+        env={**os.environ, "REDOCLY_TELEMETRY": "off"},
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Woohoo! Your API description is valid." in result.stdout + result.stderr
 
 
 def test_every_operation_id_is_served_by_the_one_table_of_handlers() -> None:

@@ -887,9 +887,9 @@ def test_the_markdown_report_groups_changes_by_operation(
     )
 
 
-def test_every_base_the_readme_shows_is_a_revision_a_clone_has() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    bases = re.findall(r"spec_diff --base (\S+)", readme)
+def test_every_base_the_contract_page_shows_is_a_revision_a_clone_has() -> None:
+    page = (ROOT / "docs/contract.md").read_text(encoding="utf-8")
+    bases = re.findall(r"spec_diff --base (\S+)", page)
 
     assert bases
     for base in bases:
@@ -899,4 +899,6 @@ def test_every_base_the_readme_shows_is_a_revision_a_clone_has() -> None:
             capture_output=True,
             check=False,
         )
-        assert found.returncode == 0, f"the README's `spec_diff --base {base}` names no revision"
+        assert found.returncode == 0, (
+            f"docs/contract.md's `spec_diff --base {base}` names no revision"
+        )

@@ -15,10 +15,15 @@ import pytest
 
 from settings import ROOT
 from tests.conftest import TEST_KEY
+from tests.swagger_screenshot import PICTURE, REGENERATE, compare, take_picture
 from tests.swagger_ui_browser import demo_server, run_browser
 from tests.test_swagger_ui import VECTORS, expected_vector_results
 
 FAILURE_SCREENSHOT = ROOT / "var" / "swagger-ui-browser-failure.png"
+PICTURE_NOW = ROOT / "var" / "swagger-ui-now.png"
+# The share of the compared pixels that may differ: two pictures of an unchanged page differ in
+# none, a changed line of text in thousands.
+PICTURE_TOLERANCE = 0.0002
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +251,22 @@ def test_the_key_is_kept_for_the_tab_only_while_the_box_is_ticked(
 
 def test_the_page_itself_reproduces_every_signing_vector(report: dict[str, Any]) -> None:
     assert step(report, "vectors in the page")["results"] == expected_vector_results()
+
+
+def test_the_committed_picture_of_the_page_is_the_page_as_served_now() -> None:
+    """The README's picture, taken again as `tests/swagger_screenshot.py` takes it, matches the
+    committed one but for the boxes that vary by run (the port, the time, the demo rows)."""
+    PICTURE_NOW.parent.mkdir(exist_ok=True)
+    report = take_picture(PICTURE_NOW)
+    assert "error" not in report, f"no picture taken: {report['error']}"
+
+    found = compare(PICTURE, PICTURE_NOW, report["volatile"])
+
+    stale = (
+        f"{PICTURE.relative_to(ROOT)} no longer shows /docs as it is served (now: "
+        f"{PICTURE_NOW.relative_to(ROOT)}): regenerate it with `{REGENERATE}` and commit it"
+    )
+    assert found.same_size, f"{stale} (the page's layout changed)"
+    assert found.changed <= found.compared * PICTURE_TOLERANCE, (
+        f"{stale} ({found.changed} of {found.compared} pixels differ)"
+    )

@@ -4,7 +4,8 @@ Its README's commands run as written: it builds, type-checks, reproduces every s
 vector, and its example program does what the frontend does against a live server, with both
 signature versions. `npm pack` gives a tarball that installs into an empty project, imports from
 Node as ESM, and type-checks the README's code with the types openapi-typescript generates. The
-main README's frontend commands (pack, install beside a clone, generate) run as written too.
+frontend commands of the documentation's Clients page (docs/clients.md: pack, install beside a
+clone, generate) run as written too.
 """
 
 import hashlib
@@ -25,8 +26,8 @@ from tests.signature_support import VECTORS_FILE
 
 CLIENT = ROOT / "clients" / "typescript"
 README = CLIENT / "README.md"
-MAIN_README = ROOT / "README.md"
-FRONTEND_SECTION = "### The frontend: a typed, signed client in a browser app"
+CLIENTS_PAGE = ROOT / "docs/clients.md"
+FRONTEND_SECTION = "## The frontend: a typed, signed client in a browser app"
 NODE_SECONDS = 240
 
 
@@ -283,13 +284,13 @@ def type_check_the_readme_code(project: Path, tsc: Path) -> subprocess.Completed
 
 
 def frontend_blocks() -> list[list[str]]:
-    """The command lines of the main README's frontend section, block by block."""
-    text = MAIN_README.read_text(encoding="utf-8")
+    """The command lines of the Clients page's frontend section, block by block."""
+    text = CLIENTS_PAGE.read_text(encoding="utf-8")
     section = text.split(FRONTEND_SECTION, 1)[1].split("\n## ", 1)[0]
     return [command_lines(block) for block in fenced_blocks(section, "bash")]
 
 
-def test_the_main_readme_frontend_commands_work_as_written(tmp_path: Path) -> None:
+def test_the_clients_page_frontend_commands_work_as_written(tmp_path: Path) -> None:
     (pack,), install = frontend_blocks()
     (tmp_path / "backoffice").symlink_to(ROOT)
     app = tmp_path / "app"
@@ -314,7 +315,7 @@ def test_the_main_readme_frontend_commands_work_as_written(tmp_path: Path) -> No
 def test_the_generator_table_row_for_openapi_typescript_works_as_written() -> None:
     row = next(
         line
-        for line in MAIN_README.read_text(encoding="utf-8").splitlines()
+        for line in CLIENTS_PAGE.read_text(encoding="utf-8").splitlines()
         if line.startswith("| [openapi-typescript]")
     )
     command = row.split("`")[1]
