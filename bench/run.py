@@ -195,22 +195,19 @@ def measure_size(
         for server in running.values():
             warmup = scenario_requests(files, "list_first", heroes, 0, rng)
             run_wrk(server.url, warmup, seconds=args.warmup, pid=server.process.pid, **wrk)
-        for scenario in args.scenarios:
-            measured: dict[str, Any] = {}
-            # Only the service verifies version 2: its runs are compared with its version 1 ones.
-            targets = {"service"} if scenario in VERSION_2_SCENARIOS else set(running)
-            for name, server in [(n, s) for n, s in running.items() if n in targets]:
-                requests = scenario_requests(files, scenario, heroes, unsafe_count, rng)
-                measured[name] = run_wrk(
-                    server.url, requests, seconds=args.seconds, pid=server.process.pid, **wrk
-                )
-                requests.unlink()
-                _print_run(heroes, scenario, name, measured[name])
+        for scenario, name, server in _runs(args.scenarios, running):
+            requests = scenario_requests(files, scenario, heroes, unsafe_count, rng)
+            measured = result["scenarios"].setdefault(scenario, {})
+            measured[name] = run_wrk(
+                server.url, requests, seconds=args.seconds, pid=server.process.pid, **wrk
+            )
+            requests.unlink()
+            _print_run(heroes, scenario, name, measured[name])
+        for scenario, measured in result["scenarios"].items():
             measured["ratios"] = ratios(measured)
             version_1 = result["scenarios"].get(scenario.removesuffix("_v2"), {}).get("service")
             if scenario in VERSION_2_SCENARIOS and version_1 and "service" in measured:
                 measured["ratios"]["version_1"] = measured["service"]["rps"] / version_1["rps"]
-            result["scenarios"][scenario] = measured
         if args.probe_seconds and "service" in running:
             # One connection: the latency of the query itself, without queueing behind 31 others.
             service = running["service"]
@@ -239,6 +236,22 @@ def measure_size(
         for name, server in running.items():
             result.setdefault("peak_rss_mb", {})[name] = _high_water_mb(server.process.pid)
     return result
+
+
+def _runs(scenarios: list[str], running: dict[str, Server]) -> Generator[tuple[str, str, Server]]:
+    """Each scenario against each server, in turn. Only the service verifies version 2: its
+    `_v2` run comes right after its version 1 run of the same requests, so that the two are
+    compared under the same conditions of a shared machine."""
+    for scenario in scenarios:
+        if scenario in VERSION_2_SCENARIOS and scenario.removesuffix("_v2") in scenarios:
+            continue  # run beside its version 1 scenario, below
+        for name, server in running.items():
+            if scenario in VERSION_2_SCENARIOS and name != "service":
+                continue
+            yield scenario, name, server
+            paired = f"{scenario}_v2"
+            if name == "service" and paired in scenarios and paired in VERSION_2_SCENARIOS:
+                yield paired, name, server
 
 
 def ratios(runs: dict[str, Any]) -> dict[str, float]:
