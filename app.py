@@ -112,7 +112,13 @@ def create_app(
     )
     app.add_api(SPEC, name="backoffice", resolver=Resolver(function_resolver=handler_of))
     paths = specification["paths"]
-    problems.register(app, paths)
+    problems.register(
+        app,
+        paths,
+        count_database_failure=lambda failure: telemetry.count_database_failure(
+            failure.sqlstate_class, failure.class_name
+        ),
+    )
     # Counted where they are rendered, rather than by an ASGI layer that every request crosses.
     app.add_error_handler(
         SignatureRejected,

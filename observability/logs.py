@@ -19,9 +19,11 @@ import structlog
 from settings import Settings
 
 
-def _drop_color_message(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
-    # uvicorn passes a second, ANSI-coloured copy of some messages as an `extra`.
+def _drop_copies(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    # uvicorn passes a second, ANSI-coloured copy of some messages as an `extra`; a record that
+    # another handler formatted first (pytest's) holds a copy of the event as `message`.
     event.pop("color_message", None)
+    event.pop("message", None)
     return event
 
 
@@ -90,7 +92,7 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=False,
     )
     final.insert(0, structlog.stdlib.ProcessorFormatter.remove_processors_meta)
-    foreign: list[Any] = [*shared, structlog.stdlib.ExtraAdder(), _drop_color_message, stamp]
+    foreign: list[Any] = [*shared, structlog.stdlib.ExtraAdder(), _drop_copies, stamp]
     handler = StdoutHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

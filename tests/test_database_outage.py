@@ -5,6 +5,7 @@ recovers by itself, and no acknowledged write is lost or doubled, nor any write 
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.backoffice_process import AsyncSignedClient, BackofficeServer, signed_server_environment
 from tests.conftest import TEST_KEY
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.slow
 APP_NAME = "backoffice-outage-test"
 AS_POSTGRES = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 UNAVAILABLE = "the database is unavailable, retry later"
+REFUSED_WRITE = "the database refused the write, retry later"
 # Small bounds, so that a failing database shows quickly: every request must end within them.
 BOUNDS = {
     "APP_DB_CONNECT_TIMEOUT": "1",
@@ -50,20 +53,47 @@ def cluster() -> Iterator[PrivateCluster]:
 
 
 @pytest.fixture(scope="module")
-def served(cluster: PrivateCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(
+    cluster: PrivateCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BackofficeServer]:
     log = tmp_path_factory.mktemp("outage") / "server.log"
     environment = signed_server_environment(cluster.url, TEST_KEY, APP_NAME=APP_NAME, **BOUNDS)
     with BackofficeServer(environment, log) as server:
-        yield server.url
+        yield server
 
 
 @pytest.fixture
-def server(served: str, cluster: PrivateCluster) -> Iterator[str]:
+def server(served: BackofficeServer, cluster: PrivateCluster) -> Iterator[str]:
     """The module's server, with its database up and answering at the start of each test."""
     _restart_if_down(cluster)
-    wait_until_serving(served)
-    yield served
+    wait_until_serving(served.url)
+    yield served.url
     _restart_if_down(cluster)
+
+
+def logged(served: BackofficeServer, response: httpx.Response) -> list[dict[str, Any]]:
+    """The server's log lines about `response`'s request (its id), but the access line."""
+    request_id = response.headers["x-request-id"]
+    lines = [json.loads(line) for line in served.log.read_text().splitlines()]
+    return [
+        line
+        for line in lines
+        if line.get("request_id") == request_id and line["logger"] != "access"
+    ]
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    text = httpx.get(f"{url}/metrics", timeout=CLIENT_TIMEOUT_SECONDS).text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def increase(before: dict[Any, float], after: dict[Any, float], name: str, **labels: str) -> float:
+    key = (f"operations_{name}", frozenset(labels.items()))
+    return after.get(key, 0.0) - before.get(key, 0.0)
 
 
 def _restart_if_down(cluster: PrivateCluster) -> None:
@@ -268,6 +298,91 @@ class TestDatabaseTooSlow:
 
         assert_unavailable(answers[0])
         assert call(server, "GET", "/api/heroes").status_code == 200
+
+
+@contextlib.contextmanager
+def read_only(cluster: PrivateCluster) -> Generator[None]:
+    """Every transaction read-only, as on a standby after a failover or in maintenance mode; the
+    sessions already open take it on at the reload."""
+    sql(cluster, "ALTER SYSTEM SET default_transaction_read_only = on")
+    sql(cluster, "SELECT pg_reload_conf()")
+    try:
+        yield
+    finally:
+        with psycopg.connect(cluster.url, autocommit=True) as conn:
+            conn.execute("SET default_transaction_read_only = off")
+            conn.execute("ALTER SYSTEM RESET default_transaction_read_only")
+            conn.execute("SELECT pg_reload_conf()")
+
+
+@contextlib.contextmanager
+def writes_locked(cluster: PrivateCluster) -> Generator[None]:
+    """An EXCLUSIVE lock on `heroes`: reads go on, every write waits for it."""
+    with psycopg.connect(cluster.url) as blocker:
+        blocker.execute("LOCK TABLE heroes IN EXCLUSIVE MODE")
+        yield
+        blocker.rollback()
+
+
+class TestWritesRefused:
+    def test_a_read_only_database_refuses_the_write_by_its_sqlstate_while_reads_are_served(
+        self, server: str, served: BackofficeServer, cluster: PrivateCluster
+    ) -> None:
+        before = scrape(server)
+        with read_only(cluster):
+            time.sleep(0.5)  # the reload reaches every session
+            write = call(server, "POST", "/api/heroes", json=DEADPOND)
+            read = call(server, "GET", "/api/heroes")
+        after = scrape(server)
+
+        assert_problem(write, 503, REFUSED_WRITE)
+        assert write.headers["retry-after"] == "1"
+        assert read.status_code == 200
+        [line] = logged(served, write)
+        assert line | {"timestamp": ""} == {
+            "event": "the database refused the write: SQLSTATE 25006 (invalid_transaction_state): "
+            "cannot execute INSERT in a read-only transaction",
+            "level": "warning",
+            "logger": "contract.problems",
+            "timestamp": "",
+            "request_id": write.headers["x-request-id"],
+            "sqlstate": "25006",
+            "sqlstate_class": "25",
+            "class_name": "invalid_transaction_state",
+            "error": "ReadOnlySQLTransactionError",
+            "server_message": "cannot execute INSERT in a read-only transaction",
+            "statement": "insert",
+        }
+        failures = {"sqlstate_class": "25", "class_name": "invalid_transaction_state"}
+        assert increase(before, after, "db_errors_total", **failures) == 1
+        # Refused before its handler ran (the signature's record is the first write), it is
+        # counted under the operation it named.
+        labels = {"operation": "createHero", "method": "POST", "status": "503"}
+        assert increase(before, after, "http_requests_total", **labels) == 1
+
+    def test_a_write_held_by_a_lock_past_the_statement_timeout_is_refused_while_reads_go_on(
+        self, server: str, served: BackofficeServer, cluster: PrivateCluster
+    ) -> None:
+        hero = call(server, "POST", "/api/heroes", json=DEADPOND).json()
+        with writes_locked(cluster):
+            read = call(server, "GET", f"/api/heroes/{hero['id']}")
+            write = call(
+                server,
+                "PATCH",
+                f"/api/heroes/{hero['id']}",
+                json={"age": 31},
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
+
+        assert read.status_code == 200
+        assert_problem(write, 503, REFUSED_WRITE)
+        [line] = logged(served, write)
+        assert (line["sqlstate"], line["class_name"], line["statement"]) == (
+            "57014",
+            "operator_intervention",
+            "update",
+        )
+        assert line["server_message"] == "canceling statement due to statement timeout"
 
 
 class TestWritesThroughAnOutage:

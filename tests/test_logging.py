@@ -130,7 +130,8 @@ class TestAccessLine:
     def test_an_application_event_logged_while_serving_carries_the_request_id(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        settings = make_settings(f"postgresql://postgres@127.0.0.1:{closed_port()}/nowhere")
+        port = closed_port()
+        settings = make_settings(f"postgresql://postgres@127.0.0.1:{port}/nowhere")
         with TestClient(create_app(settings), raise_server_exceptions=False) as app:
             capsys.readouterr()
             response = SignedClient(app, TEST_KEY).get(
@@ -139,9 +140,20 @@ class TestAccessLine:
         assert_problem(response, 503, "the database is unavailable, retry later")
         lines = json_lines(capsys.readouterr().out)
         warning = next(line for line in lines if line["logger"] == "contract.problems")
-        assert warning["event"] == "database unavailable: ConnectionRefusedError"
-        assert warning["level"] == "warning"
-        assert warning["request_id"] == "trace-me"
+        refused = f"[Errno 111] Connect call failed ('127.0.0.1', {port})"
+        assert warning | {"timestamp": ""} == {
+            "event": f"the database is unavailable: no SQLSTATE (connection_failure): {refused}",
+            "level": "warning",
+            "logger": "contract.problems",
+            "timestamp": "",
+            "request_id": "trace-me",
+            "sqlstate": None,
+            "sqlstate_class": "none",
+            "class_name": "connection_failure",
+            "error": "ConnectionRefusedError",
+            "server_message": None,
+            "statement": None,
+        }
         [access] = access_lines("\n".join(json.dumps(line) for line in lines))
         assert (access["request_id"], access["status"]) == ("trace-me", 503)
 
