@@ -424,11 +424,23 @@ class TestWritesThroughAnOutage:
             finally:
                 await client.aclose()
 
+        before = scrape(server)
         asyncio.run(scenario())
+        after = scrape(server)
 
         rows = sql(cluster, "SELECT name, age FROM heroes WHERE name LIKE 'hero %' ORDER BY age")
         assert rows == [(f"hero {n}", n) for n in range(writes * 3)]
         assert any(503 in statuses for statuses in outcomes.values()), "no request met the outage"
+        # Every attempt, refused or not, is counted under the operation it named: a dashboard
+        # by operation sees each failed write.
+        answered = [status for statuses in outcomes.values() for status in statuses]
+        for status in (201, 503):
+            labels = {"operation": "createHero", "method": "POST", "status": str(status)}
+            assert increase(before, after, "http_requests_total", **labels) == answered.count(
+                status
+            )
+        unmatched = {"operation": "unmatched", "method": "POST", "status": "503"}
+        assert increase(before, after, "http_requests_total", **unmatched) == 0
 
     def test_unacknowledged_team_deletions_are_all_or_nothing(
         self, server: str, cluster: PrivateCluster
