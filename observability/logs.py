@@ -111,3 +111,7 @@ def configure_logging(settings: Settings) -> None:
     # Under `dev`, watchfiles says "1 change detected" for every file written in the tree, the
     # SQLite file under var/ included; uvicorn reloads only for code, and says so itself.
     logging.getLogger("watchfiles.main").setLevel(logging.WARNING)
+    # Alembic 1.20 announces each of its built-in plugins at INFO, on every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Python's warnings become log lines too: on stderr they would be the one plain-text line.
+    logging.captureWarnings(True)

@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import URL
 from starlette.testclient import TestClient
 
 import signing
 from app import create_app
 from observability import logs
 from settings import Settings
-from tests.conftest import TEST_KEY, make_settings
+from tests.backoffice_process import run_backoffice
+from tests.conftest import TEST_KEY, make_settings, missing_postgres_database
 from tests.problem_assertions import assert_problem
 from tests.signed_client import SignedClient
 
@@ -238,3 +240,38 @@ class TestProductionOutput:
         assert stderr.read_text() == ""
         assert all({"event", "level", "timestamp"} <= set(record) for record in records)
         assert "starting" in [record["event"] for record in records]
+
+    def test_creating_migrating_and_serving_with_two_workers_prints_json_lines_only(
+        self, postgres_server: URL, tmp_path: Any
+    ) -> None:
+        from tests.backoffice_process import BackofficeServer, signed_server_environment
+
+        for missing in missing_postgres_database(postgres_server):
+            database = missing.render_as_string(hide_password=False)
+            environment = signed_server_environment(database, TEST_KEY, APP_LOG_LEVEL="INFO")
+            stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+            with BackofficeServer(environment, stdout, stderr=stderr, workers=2) as server:
+                assert server.url
+
+            records = json_lines(stdout.read_text())
+            assert stderr.read_text() == ""
+            assert all({"event", "level", "timestamp", "logger"} <= set(line) for line in records)
+            events = [record["event"] for record in records]
+            assert events[0].startswith(f'created the database "{missing.database}"')
+            assert any(event.startswith("Running upgrade  -> ") for event in events)
+            assert "starting" in events
+            assert events.count("Application startup complete.") == 2
+
+    def test_an_invalid_setting_stops_serve_with_one_json_line(self, tmp_path: Any) -> None:
+        result = run_backoffice(
+            "serve", cwd=tmp_path, APP_SECRET_KEY=TEST_KEY, APP_DB_PORT="not-a-port"
+        )
+
+        assert result.returncode == 2
+        assert result.stderr == ""
+        [line] = json_lines(result.stdout)
+        assert (line["level"], line["event"]) == (
+            "error",
+            "invalid configuration:\n  APP_DB_PORT: Input should be a valid integer, unable to "
+            "parse string as an integer",
+        )
