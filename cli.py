@@ -416,9 +416,24 @@ def _read_body(data: str) -> bytes:
     return data.encode()
 
 
+# What `call` sends: the spec's methods, HEAD (answered wherever GET is) and OPTIONS (CORS).
+CALL_METHODS = ("GET", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+def _misused_method(method: str, path: str) -> str | None:
+    """Why METHOD PATH is not a call to send, or None: checked before anything is sent."""
+    if method.upper() in CALL_METHODS:
+        return None
+    if method.startswith("/") and path.upper() in CALL_METHODS:
+        return f"the method comes first: backoffice call {path.upper()} {method}"
+    return (
+        f"{method} is not a method of this API: use GET, POST, PATCH or DELETE (or HEAD, OPTIONS)"
+    )
+
+
 @cli.command()
 def call(
-    method: Annotated[str, typer.Argument(help="GET, POST, PATCH or DELETE.")],
+    method: Annotated[str, typer.Argument(help="GET, POST, PATCH or DELETE (HEAD, OPTIONS).")],
     path: Annotated[str, typer.Argument(help="Path and query, e.g. /api/heroes?limit=5.")],
     data: Annotated[
         str | None,
@@ -435,6 +450,9 @@ def call(
     ] = None,
 ) -> None:
     """Sign and send one request with APP_SECRET_KEY, and print the response."""
+    if misuse := _misused_method(method, path):
+        typer.secho(misuse, fg="red", err=True)
+        raise typer.Exit(2)
     if not path.startswith("/"):
         typer.secho(f"the path must start with /: /{path}", fg="red", err=True)
         raise typer.Exit(2)
