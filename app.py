@@ -28,6 +28,7 @@ from handlers.ops import CONTRACT_VERSION
 from middleware.access import AccessMiddleware
 from middleware.caching import CacheControlMiddleware
 from middleware.cors import Cors
+from middleware.deadline import DeadlineMiddleware
 from middleware.idempotency import IdempotencyMiddleware
 from middleware.media_types import MediaTypes
 from middleware.signature import SignatureMiddleware, SignatureRejected
@@ -70,6 +71,14 @@ def create_app(
         if settings.secret_key is None:
             logger.warning(
                 "APP_SECRET_KEY is not set: requests are signed with the public development key"
+            )
+        if settings.db_statement_timeout / 1000 >= settings.request_timeout_seconds:
+            logger.warning(
+                "APP_DB_STATEMENT_TIMEOUT (%g s) is not below APP_REQUEST_TIMEOUT_SECONDS (%g s): "
+                "a slow statement is stopped by the deadline, which discards its connection, "
+                "rather than by PostgreSQL",
+                settings.db_statement_timeout / 1000,
+                settings.request_timeout_seconds,
             )
         engine = create_engine(settings)
         telemetry.instrument(engine)
@@ -163,5 +172,12 @@ def create_app(
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         origins=settings.cors_origins,
         credentials=settings.cors_allow_credentials,
+    )
+    # Inside CORS and the cache policy, so that a stopped request's 503 carries their headers.
+    app.add_middleware(
+        cast(Any, DeadlineMiddleware),
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        seconds=settings.request_timeout_seconds,
+        metrics=telemetry,
     )
     return app

@@ -158,6 +158,15 @@ class Metrics:
         )
         for labels in WATCHED_DATABASE_FAILURES:
             self.db_errors.labels(*labels)
+        # Unlabelled, so that it is there (at 0) before the first: the access line and
+        # http_requests_total name each one's operation.
+        self.deadline_exceeded = Counter(
+            "http_request_deadline_exceeded",
+            "Requests stopped at APP_REQUEST_TIMEOUT_SECONDS (answered 503, or 408 when the "
+            "client's body had not arrived).",
+            namespace=namespace,
+            registry=registry,
+        )
         build = Gauge(
             "build_info",
             "Always 1; the labels say which build is running.",
@@ -237,6 +246,10 @@ class Metrics:
     def count_database_failure(self, sqlstate_class: str, class_name: str) -> None:
         """Count a request failed by the database, by the class of its SQLSTATE."""
         self.db_errors.labels(sqlstate_class, class_name).inc()
+
+    def count_deadline_exceeded(self) -> None:
+        """Count a request stopped at the deadline."""
+        self.deadline_exceeded.inc()
 
     def _query_started(self, conn: Any, *_args: Any) -> None:
         # One slot per connection: a connection runs one statement at a time.

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -17,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import signing
 from tests.backoffice_process import AsyncSignedClient, BackofficeServer, signed_server_environment
 from tests.conftest import TEST_KEY
 from tests.postgres_cluster import PrivateCluster, running_cluster
@@ -383,6 +386,126 @@ class TestWritesRefused:
             "update",
         )
         assert line["server_message"] == "canceling statement due to statement timeout"
+
+
+DEADLINE_APP = "backoffice-deadline-test"
+DEADLINE_SECONDS = 2
+DEADLINE_POOL_SIZE = 3
+STOPPED = f"the request did not complete within {DEADLINE_SECONDS} s and was stopped; retry later"
+
+
+@pytest.fixture(scope="module")
+def deadline_served(
+    cluster: PrivateCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BackofficeServer]:
+    """No statement timeout, and connect and pool bounds past the deadline: only the deadline
+    can end a request that the database holds."""
+    environment = signed_server_environment(
+        cluster.url,
+        TEST_KEY,
+        APP_NAME=DEADLINE_APP,
+        APP_REQUEST_TIMEOUT_SECONDS=str(DEADLINE_SECONDS),
+        APP_DB_STATEMENT_TIMEOUT="0",
+        APP_DB_CONNECT_TIMEOUT="10",
+        APP_DB_POOL_TIMEOUT="10",
+        APP_DB_POOL_SIZE=str(DEADLINE_POOL_SIZE),
+    )
+    log = tmp_path_factory.mktemp("deadline") / "server.log"
+    with BackofficeServer(environment, log) as server:
+        yield server
+
+
+@pytest.fixture
+def deadline_server(deadline_served: BackofficeServer, server: str) -> str:
+    """The deadline's server, with the database up (the module's `server` sees to it)."""
+    del server
+    wait_until_serving(deadline_served.url)
+    return deadline_served.url
+
+
+def timed(request: Any) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = request()
+    return response, time.monotonic() - started
+
+
+def app_sessions_waiting_on_a_lock(cluster: PrivateCluster) -> int:
+    return sql(
+        cluster,
+        "SELECT count(*) FROM pg_stat_activity "
+        f"WHERE application_name = '{DEADLINE_APP}' AND wait_event_type = 'Lock'",
+    )[0][0]
+
+
+class TestRequestDeadline:
+    def test_a_read_held_by_a_lock_gets_503_at_the_deadline_and_its_statement_is_cancelled(
+        self, deadline_server: str, deadline_served: BackofficeServer, cluster: PrivateCluster
+    ) -> None:
+        before = scrape(deadline_server)
+        with locked_heroes(cluster):
+            response, seconds = timed(lambda: call(deadline_server, "GET", "/api/heroes"))
+            deadline = time.monotonic() + 2
+            while app_sessions_waiting_on_a_lock(cluster) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            still_waiting = app_sessions_waiting_on_a_lock(cluster)
+        after = scrape(deadline_server)
+
+        assert_problem(response, 503, STOPPED)
+        assert response.headers["retry-after"] == "1"
+        assert DEADLINE_SECONDS <= seconds < DEADLINE_SECONDS + 1.5
+        # Cancelled in PostgreSQL while the lock was still held: not left waiting for it.
+        assert still_waiting == 0
+        assert increase(before, after, "http_request_deadline_exceeded_total") == 1
+        [line] = logged(deadline_served, response)
+        assert (line["level"], line["operation"], line["event"]) == (
+            "warning",
+            "listHeroes",
+            f"stopped a request at the {DEADLINE_SECONDS} s deadline "
+            "(APP_REQUEST_TIMEOUT_SECONDS), waiting for the service",
+        )
+        # The pool took no harm: the next requests are served at once.
+        for _ in range(DEADLINE_POOL_SIZE + 1):
+            assert call(deadline_server, "GET", "/api/heroes").status_code == 200
+
+    def test_a_frozen_database_gets_503_at_the_deadline_not_a_hang(
+        self, deadline_server: str, cluster: PrivateCluster
+    ) -> None:
+        with frozen(cluster):
+            read, read_seconds = timed(lambda: call(deadline_server, "GET", "/api/heroes"))
+            write, write_seconds = timed(
+                lambda: call(deadline_server, "POST", "/api/heroes", json=DEADPOND)
+            )
+
+        assert_problem(read, 503, STOPPED)
+        assert_problem(write, 503, STOPPED)
+        assert read_seconds < DEADLINE_SECONDS + 1.5
+        assert write_seconds < DEADLINE_SECONDS + 1.5
+        wait_until_serving(deadline_server)
+
+    def test_a_body_that_does_not_arrive_gets_408_at_the_deadline_and_the_connection_closes(
+        self, deadline_server: str
+    ) -> None:
+        body = orjson.dumps(DEADPOND)
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        headers |= signing.signed_headers("POST", "/api/heroes", body, TEST_KEY, 2, headers=headers)
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        port = int(deadline_server.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(
+                f"POST /api/heroes HTTP/1.1\r\nHost: test\r\n{head}\r\n".encode() + body[:5]
+            )
+            started = time.monotonic()
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+            seconds = time.monotonic() - started
+
+        status, _, rest = answer.partition(b"\r\n")
+        assert status == b"HTTP/1.1 408 Request Timeout"
+        assert b"\r\nconnection: close\r\n" in rest.lower()
+        problem = json.loads(rest.split(b"\r\n\r\n", 1)[1])
+        assert problem["detail"] == f"the request's body did not arrive within {DEADLINE_SECONDS} s"
+        assert DEADLINE_SECONDS <= seconds < DEADLINE_SECONDS + 1.5
 
 
 class TestWritesThroughAnOutage:
