@@ -38,6 +38,7 @@ from persistence.idempotency import purge_expired_keys
 from persistence.signatures import purge_expired_signatures
 from server.lame_duck import DRAINING, lame_duck
 from server.protocol import LIMITS, Limits
+from server.readiness import READINESS, checking
 from settings import ROOT, Settings
 
 logger = logging.getLogger(__name__)
@@ -90,18 +91,20 @@ def create_app(
         draining = asyncio.Event()
         try:
             with lame_duck(settings.lame_duck_seconds, draining):
-                yield {
-                    LIMITS: Limits(
-                        max_header_bytes=settings.max_header_bytes,
-                        header_timeout_seconds=settings.header_timeout_seconds,
-                        limit_concurrency=settings.limit_concurrency,
-                    ),
-                    ENGINE: engine,
-                    LONE_STATEMENTS: lone_statements(engine, settings),
-                    "metrics": telemetry,
-                    DRAINING: draining,
-                    CONTRACT_VERSION: specification["info"]["version"],
-                }
+                async with checking(settings) as readiness:
+                    yield {
+                        LIMITS: Limits(
+                            max_header_bytes=settings.max_header_bytes,
+                            header_timeout_seconds=settings.header_timeout_seconds,
+                            limit_concurrency=settings.limit_concurrency,
+                        ),
+                        ENGINE: engine,
+                        LONE_STATEMENTS: lone_statements(engine, settings),
+                        "metrics": telemetry,
+                        DRAINING: draining,
+                        READINESS: readiness,
+                        CONTRACT_VERSION: specification["info"]["version"],
+                    }
         finally:
             gc.unfreeze()
             telemetry.close()

@@ -8,6 +8,7 @@ server's primary message is kept, never its DETAIL (a unique violation's DETAIL 
 values), and not even that for class 22, whose messages quote the value that was refused.
 """
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -175,9 +176,11 @@ def _sqlstate(error: BaseException) -> str | None:
 
 
 def _innermost(chain: list[BaseException]) -> BaseException:
-    """The driver's or the OS's error rather than SQLAlchemy's wrapper of it."""
+    """The driver's or the OS's error rather than SQLAlchemy's wrapper of it (or the
+    cancellation by which asyncio ends a wait that timed out)."""
     for cause in reversed(chain):
-        if type(cause).__module__.split(".")[0] not in ("sqlalchemy",):
+        wrapper = type(cause).__module__.split(".")[0] == "sqlalchemy"
+        if not wrapper and not isinstance(cause, asyncio.CancelledError):
             return cause
     return chain[-1]
 

@@ -24,8 +24,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import signing
+from server.readiness import CHECK_INTERVAL_SECONDS, FALL, RISE
 from tests.backoffice_process import AsyncSignedClient, BackofficeServer, signed_server_environment
 from tests.conftest import TEST_KEY
+from tests.latency_proxy import latency_proxy
 from tests.postgres_cluster import PrivateCluster, running_cluster
 from tests.problem_assertions import assert_problem
 
@@ -207,7 +209,8 @@ class TestDatabaseDown:
 
         read = call(server, "GET", "/api/heroes")
         write = call(server, "POST", "/api/heroes", json=DEADPOND)
-        ready = httpx.get(f"{server}/health/ready", timeout=CLIENT_TIMEOUT_SECONDS)
+        seconds_until(server, 503)
+        ready = readiness(server)
         live = httpx.get(f"{server}/health/live", timeout=CLIENT_TIMEOUT_SECONDS)
 
         assert_unavailable(read)
@@ -261,10 +264,14 @@ class TestDatabaseTooSlow:
     ) -> None:
         with frozen(cluster):
             read = call(server, "GET", "/api/heroes")
-            ready = httpx.get(f"{server}/health/ready", timeout=CLIENT_TIMEOUT_SECONDS)
+            seconds_until(server, 503)
+            ready = readiness(server)
 
         assert_unavailable(read)
-        assert ready.status_code == 503
+        # The check hung past the statement bound (command_timeout): one such is enough.
+        assert_problem(
+            ready, 503, "the database did not answer within its connect or statement timeout"
+        )
         wait_until_serving(server)
 
     def test_exhausted_pool_gives_503_after_a_bounded_wait(
@@ -506,6 +513,106 @@ class TestRequestDeadline:
         problem = json.loads(rest.split(b"\r\n\r\n", 1)[1])
         assert problem["detail"] == f"the request's body did not arrive within {DEADLINE_SECONDS} s"
         assert DEADLINE_SECONDS <= seconds < DEADLINE_SECONDS + 1.5
+
+
+def readiness(url: str) -> httpx.Response:
+    return httpx.get(f"{url}/health/ready", timeout=CLIENT_TIMEOUT_SECONDS)
+
+
+def seconds_until(url: str, status: int, *, within: float = 20) -> float:
+    """How long until `/health/ready` answers `status`, probing every 0.1 s as a balancer does."""
+    started = time.monotonic()
+    while readiness(url).status_code != status:
+        assert time.monotonic() - started < within, f"readiness not {status} within {within} s"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+class TestReadiness:
+    """Ready: this replica can serve reads and writes within the deadline, judged by a check
+    every second; not ready after 3 failed checks in a row, ready again after 2 good ones."""
+
+    def test_a_read_only_database_makes_it_unready_after_three_checks_while_reads_go_on(
+        self, server: str, cluster: PrivateCluster
+    ) -> None:
+        assert readiness(server).status_code == 200
+        with read_only(cluster):
+            unready_after = seconds_until(server, 503)
+            refused = readiness(server)
+            read = call(server, "GET", "/api/heroes")
+        ready_after = seconds_until(server, 200)
+
+        assert_problem(
+            refused, 503, "the database refuses writes: SQLSTATE 25006 (invalid_transaction_state)"
+        )
+        assert refused.headers["retry-after"] == "1"
+        assert read.status_code == 200
+        # Three failed checks, a second apart: not at the first one.
+        assert (FALL - 1) * CHECK_INTERVAL_SECONDS - 0.5 <= unready_after < FALL * 2 + 2
+        assert (RISE - 1) * CHECK_INTERVAL_SECONDS - 0.5 <= ready_after < RISE * 2 + 2
+
+    def test_a_lock_that_holds_every_write_makes_it_unready_until_it_is_released(
+        self, server: str, cluster: PrivateCluster
+    ) -> None:
+        with writes_locked(cluster):
+            seconds_until(server, 503)
+            refused = readiness(server)
+            read = call(server, "GET", "/api/heroes")
+        seconds_until(server, 200)
+
+        assert_problem(
+            refused,
+            503,
+            "writes wait for a lock on the API's tables: none was granted within 1 s "
+            "(SQLSTATE 55P03)",
+        )
+        assert read.status_code == 200
+
+    def test_a_lock_held_for_a_moment_leaves_it_ready_throughout(
+        self, server: str, cluster: PrivateCluster
+    ) -> None:
+        statuses: list[int] = []
+
+        def probe_for(seconds: float) -> None:
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                statuses.append(readiness(server).status_code)
+                time.sleep(0.1)
+
+        prober = threading.Thread(target=probe_for, args=(5,))
+        prober.start()
+        with writes_locked(cluster):
+            time.sleep(1.2)  # fails a check or two: fewer than three in a row
+        prober.join()
+
+        assert len(statuses) > 20
+        assert set(statuses) == {200}
+
+    def test_a_400_ms_round_trip_leaves_it_ready_and_serving_without_flapping(
+        self, server: str, cluster: PrivateCluster, tmp_path: Path
+    ) -> None:
+        del server  # only for its database, up and answering
+        with latency_proxy(cluster.port) as proxy:
+            far = f"postgresql://{cluster.user}@127.0.0.1:{proxy.port}/postgres"
+            environment = signed_server_environment(far, TEST_KEY, APP_NAME="backoffice-far")
+            with BackofficeServer(environment, tmp_path / "server.log") as process:
+                seconds_until(process.url, 200)
+                proxy.delay_seconds = 0.2
+                statuses = []
+                until = time.monotonic() + 8
+                while time.monotonic() < until:
+                    statuses.append(readiness(process.url).status_code)
+                    time.sleep(0.1)
+                reads = [timed(lambda: call(process.url, "GET", "/api/heroes")) for _ in range(3)]
+                report = httpx.get(f"{process.url}/health", timeout=CLIENT_TIMEOUT_SECONDS).json()
+
+        assert len(statuses) > 40
+        assert set(statuses) == {200}
+        for response, seconds in reads:
+            assert response.status_code == 200
+            assert 0.4 <= seconds < 10
+        # The checks did meet the round trip: one of them takes several.
+        assert report["checks"]["database"]["latency_ms"] >= 400
 
 
 class TestWritesThroughAnOutage:

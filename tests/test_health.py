@@ -12,8 +12,8 @@ from starlette.testclient import TestClient
 
 from app import SPEC, create_app
 from handlers import OPERATIONS
-from handlers.ops import migration_heads
 from observability.metrics import service_version
+from persistence.health import migration_heads
 from settings import Settings
 from tests.conftest import fresh_postgres_database, make_settings
 from tests.problem_assertions import assert_problem
@@ -133,7 +133,9 @@ class TestReady:
     def test_a_database_that_hangs_is_not_ready_within_the_probe_timeout(
         self, silent_server: int
     ) -> None:
-        settings = make_settings(f"postgresql://postgres@127.0.0.1:{silent_server}/hung")
+        settings = make_settings(
+            f"postgresql://postgres@127.0.0.1:{silent_server}/hung", request_timeout_seconds=2
+        )
         for client in _app_on(settings):
             response = client.get("/health/ready")
             assert_problem(response, 503, "the database did not answer within 2 s")
