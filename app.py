@@ -58,6 +58,30 @@ async def _purge_expired(engine: AsyncEngine) -> None:
             logger.warning("could not purge expired signatures and keys", exc_info=True)
 
 
+def _warn_of_risky_settings(settings: Settings) -> None:
+    """Settings that work, but not as an operator would expect: said once, at start-up."""
+    if settings.secret_key is None:
+        logger.warning(
+            "APP_SECRET_KEY is not set: requests are signed with the public development key"
+        )
+    if settings.db_statement_timeout / 1000 >= settings.request_timeout_seconds:
+        logger.warning(
+            "APP_DB_STATEMENT_TIMEOUT (%g s) is not below APP_REQUEST_TIMEOUT_SECONDS (%g s): a "
+            "slow statement is stopped by the deadline, which discards its connection, rather "
+            "than by PostgreSQL",
+            settings.db_statement_timeout / 1000,
+            settings.request_timeout_seconds,
+        )
+    if 0 < settings.lame_duck_seconds < settings.keep_alive_seconds:
+        logger.warning(
+            "APP_KEEP_ALIVE_SECONDS (%d s) is above APP_SHUTDOWN_LAME_DUCK_SECONDS (%g s): a "
+            "connection idle since before a SIGTERM may still be open when the listener closes, "
+            "and a request sent on it then is reset",
+            settings.keep_alive_seconds,
+            settings.lame_duck_seconds,
+        )
+
+
 def create_app(
     settings: Settings | None = None, *, clock: Callable[[], int] = signing.now_ms
 ) -> AsyncApp:
@@ -69,18 +93,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: AsyncApp) -> AsyncGenerator[dict[str, Any]]:
-        if settings.secret_key is None:
-            logger.warning(
-                "APP_SECRET_KEY is not set: requests are signed with the public development key"
-            )
-        if settings.db_statement_timeout / 1000 >= settings.request_timeout_seconds:
-            logger.warning(
-                "APP_DB_STATEMENT_TIMEOUT (%g s) is not below APP_REQUEST_TIMEOUT_SECONDS (%g s): "
-                "a slow statement is stopped by the deadline, which discards its connection, "
-                "rather than by PostgreSQL",
-                settings.db_statement_timeout / 1000,
-                settings.request_timeout_seconds,
-            )
+        _warn_of_risky_settings(settings)
         engine = create_engine(settings)
         telemetry.instrument(engine)
         purge = asyncio.create_task(_purge_expired(engine))

@@ -185,6 +185,43 @@ class TestNothingSecretIsLogged:
             assert secret not in output
 
 
+class TestStartupWarnings:
+    @pytest.mark.parametrize(
+        ("overrides", "warning"),
+        [
+            (
+                {"db_statement_timeout": 10_000},
+                "APP_DB_STATEMENT_TIMEOUT (10 s) is not below APP_REQUEST_TIMEOUT_SECONDS (10 s): "
+                "a slow statement is stopped by the deadline, which discards its connection, "
+                "rather than by PostgreSQL",
+            ),
+            (
+                {"shutdown_lame_duck_seconds": 3, "keep_alive_seconds": 5},
+                "APP_KEEP_ALIVE_SECONDS (5 s) is above APP_SHUTDOWN_LAME_DUCK_SECONDS (3 s): a "
+                "connection idle since before a SIGTERM may still be open when the listener "
+                "closes, and a request sent on it then is reset",
+            ),
+        ],
+    )
+    def test_timeouts_that_undo_each_other_are_warned_of_once_at_start_up(
+        self,
+        overrides: dict[str, Any],
+        warning: str,
+        backend_settings: dict[str, Settings],
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        settings = backend_settings["postgresql"].model_copy(update=overrides)
+        try:
+            capsys.readouterr()
+            with TestClient(create_app(settings)):
+                lines = json_lines(capsys.readouterr().out)
+        finally:
+            logs.configure_logging(backend_settings["postgresql"])
+
+        warnings = [line["event"] for line in lines if line["level"] == "warning"]
+        assert warnings == [warning]
+
+
 class TestDebugLogs:
     def test_development_mode_prints_readable_lines_instead_of_json(
         self,
