@@ -35,10 +35,6 @@ def migration_heads() -> tuple[str, ...]:
     return tuple(sorted(ScriptDirectory(str(ROOT / "migrations")).get_heads()))
 
 
-async def ping(*, conn: AsyncConnection) -> None:
-    await conn.execute(select(1))
-
-
 def _current_heads(sync_conn: Connection) -> tuple[str, ...]:
     if not inspect(sync_conn).has_table(alembic_version.name):
         return ()
