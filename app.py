@@ -28,6 +28,7 @@ from handlers.ops import CONTRACT_VERSION
 from middleware.access import AccessMiddleware
 from middleware.caching import CacheControlMiddleware
 from middleware.cors import Cors
+from middleware.deadline import DeadlineMiddleware
 from middleware.idempotency import IdempotencyMiddleware
 from middleware.media_types import MediaTypes
 from middleware.signature import SignatureMiddleware, SignatureRejected
@@ -37,6 +38,7 @@ from persistence.idempotency import purge_expired_keys
 from persistence.signatures import purge_expired_signatures
 from server.lame_duck import DRAINING, lame_duck
 from server.protocol import LIMITS, Limits
+from server.readiness import READINESS, checking
 from settings import ROOT, Settings
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,30 @@ async def _purge_expired(engine: AsyncEngine) -> None:
             logger.warning("could not purge expired signatures and keys", exc_info=True)
 
 
+def _warn_of_risky_settings(settings: Settings) -> None:
+    """Settings that work, but not as an operator would expect: said once, at start-up."""
+    if settings.secret_key is None:
+        logger.warning(
+            "APP_SECRET_KEY is not set: requests are signed with the public development key"
+        )
+    if settings.db_statement_timeout / 1000 >= settings.request_timeout_seconds:
+        logger.warning(
+            "APP_DB_STATEMENT_TIMEOUT (%g s) is not below APP_REQUEST_TIMEOUT_SECONDS (%g s): a "
+            "slow statement is stopped by the deadline, which discards its connection, rather "
+            "than by PostgreSQL",
+            settings.db_statement_timeout / 1000,
+            settings.request_timeout_seconds,
+        )
+    if 0 < settings.lame_duck_seconds < settings.keep_alive_seconds:
+        logger.warning(
+            "APP_KEEP_ALIVE_SECONDS (%d s) is above APP_SHUTDOWN_LAME_DUCK_SECONDS (%g s): a "
+            "connection idle since before a SIGTERM may still be open when the listener closes, "
+            "and a request sent on it then is reset",
+            settings.keep_alive_seconds,
+            settings.lame_duck_seconds,
+        )
+
+
 def create_app(
     settings: Settings | None = None, *, clock: Callable[[], int] = signing.now_ms
 ) -> AsyncApp:
@@ -67,10 +93,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: AsyncApp) -> AsyncGenerator[dict[str, Any]]:
-        if settings.secret_key is None:
-            logger.warning(
-                "APP_SECRET_KEY is not set: requests are signed with the public development key"
-            )
+        _warn_of_risky_settings(settings)
         engine = create_engine(settings)
         telemetry.instrument(engine)
         purge = asyncio.create_task(_purge_expired(engine))
@@ -81,18 +104,20 @@ def create_app(
         draining = asyncio.Event()
         try:
             with lame_duck(settings.lame_duck_seconds, draining):
-                yield {
-                    LIMITS: Limits(
-                        max_header_bytes=settings.max_header_bytes,
-                        header_timeout_seconds=settings.header_timeout_seconds,
-                        limit_concurrency=settings.limit_concurrency,
-                    ),
-                    ENGINE: engine,
-                    LONE_STATEMENTS: lone_statements(engine, settings),
-                    "metrics": telemetry,
-                    DRAINING: draining,
-                    CONTRACT_VERSION: specification["info"]["version"],
-                }
+                async with checking(settings) as readiness:
+                    yield {
+                        LIMITS: Limits(
+                            max_header_bytes=settings.max_header_bytes,
+                            header_timeout_seconds=settings.header_timeout_seconds,
+                            limit_concurrency=settings.limit_concurrency,
+                        ),
+                        ENGINE: engine,
+                        LONE_STATEMENTS: lone_statements(engine, settings),
+                        "metrics": telemetry,
+                        DRAINING: draining,
+                        READINESS: readiness,
+                        CONTRACT_VERSION: specification["info"]["version"],
+                    }
         finally:
             gc.unfreeze()
             telemetry.close()
@@ -112,7 +137,13 @@ def create_app(
     )
     app.add_api(SPEC, name="backoffice", resolver=Resolver(function_resolver=handler_of))
     paths = specification["paths"]
-    problems.register(app, paths)
+    problems.register(
+        app,
+        paths,
+        count_database_failure=lambda failure: telemetry.count_database_failure(
+            failure.sqlstate_class, failure.class_name
+        ),
+    )
     # Counted where they are rendered, rather than by an ASGI layer that every request crosses.
     app.add_error_handler(
         SignatureRejected,
@@ -157,5 +188,12 @@ def create_app(
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         origins=settings.cors_origins,
         credentials=settings.cors_allow_credentials,
+    )
+    # Inside CORS and the cache policy, so that a stopped request's 503 carries their headers.
+    app.add_middleware(
+        cast(Any, DeadlineMiddleware),
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        seconds=settings.request_timeout_seconds,
+        metrics=telemetry,
     )
     return app

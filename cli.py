@@ -1,6 +1,7 @@
 """The `backoffice` command: serve, migrate, seed, and call the API with signed requests."""
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -8,11 +9,13 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from settings import DEVELOPMENT_SECRET_KEY, ROOT, DatabaseSettings, Settings
 
@@ -28,7 +31,63 @@ migrate_cli = typer.Typer(help="Apply or inspect the database migrations.", no_a
 cli.add_typer(migrate_cli, name="migrate")
 
 
-def load_settings(kind: type[Settings] = Settings, **overrides: Any) -> Settings:
+@dataclass(frozen=True)
+class Output:
+    """Where a command's own messages go: lines on standard error for a person, or, for `serve`
+    in production, JSON log lines on stdout like every other line it prints."""
+
+    as_json: bool = False
+
+    @classmethod
+    def serving(cls, settings: Settings | None) -> "Output":
+        """`serve`'s output: JSON unless APP_DEBUG, which is read alone when the configuration
+        as a whole is refused."""
+        production = not (settings.debug if settings else _debug_requested())
+        if production:
+            from observability.logs import configure_logging
+
+            # Validation is skipped: only `debug` and `log_level` are read, and both are known.
+            configure_logging(settings or Settings.model_construct(debug=False))
+        return cls(as_json=production)
+
+    def info(self, message: str) -> None:
+        if self.as_json:
+            _startup_log().info(message)
+        else:
+            typer.echo(message, err=True)
+
+    def fail(self, message: str, *, code: int = 2, hint: str | None = None) -> NoReturn:
+        """Say why the command stops, and stop it with `code`."""
+        if self.as_json:
+            _startup_log().error(message)
+        else:
+            typer.secho(message, fg="red", err=True)
+            if hint:
+                typer.echo(hint, err=True)
+        raise typer.Exit(code)
+
+
+class _Mode(BaseSettings):
+    model_config = Settings.model_config
+    debug: bool = False
+
+
+def _debug_requested() -> bool:
+    try:
+        return _Mode().debug
+    except ValidationError:
+        return False
+
+
+def _startup_log() -> Any:
+    import structlog
+
+    return structlog.get_logger("backoffice")
+
+
+def load_settings(
+    kind: type[Settings] = Settings, *, serving: bool = False, **overrides: Any
+) -> Settings:
     try:
         return kind(**overrides)
     except ValidationError as error:
@@ -36,8 +95,8 @@ def load_settings(kind: type[Settings] = Settings, **overrides: Any) -> Settings
             f"  APP_{'_'.join(str(p) for p in e['loc']).upper() or '*'}: {e['msg']}"
             for e in error.errors()
         )
-        typer.secho(f"invalid configuration:\n{problems}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        output = Output.serving(None) if serving else Output()
+        output.fail(f"invalid configuration:\n{problems}")
 
 
 def alembic_config(settings: Settings) -> "Config":
@@ -64,33 +123,38 @@ def _describe_key(settings: Settings) -> str:
     return "APP_SECRET_KEY (not shown)"
 
 
-def database_ready(settings: Settings, *, create_missing: bool, tracebacks: bool) -> None:
+def database_ready(
+    settings: Settings, *, create_missing: bool, tracebacks: bool, output: Output | None = None
+) -> None:
     """Stop with a short message naming the setting when the database cannot be used."""
     import asyncio
 
     from persistence.provisioning import DatabaseUnreachable, prepare_database
 
+    output = output or Output()
     try:
         done = asyncio.run(prepare_database(settings, create_missing=create_missing))
     except DatabaseUnreachable as error:
         if tracebacks:
             traceback.print_exc()
-        typer.secho(str(error), fg="red", err=True)
-        if not tracebacks:
-            typer.echo("(APP_DEBUG=true shows the full traceback)", err=True)
-        raise typer.Exit(2) from None
+        hint = None if tracebacks else "(APP_DEBUG=true shows the full traceback)"
+        output.fail(str(error), hint=hint)
     if done:
-        typer.echo(done, err=True)
+        output.info(done)
 
 
 def _migrate(
-    settings: Settings, revision: str, *, tracebacks: bool | None = None, serving: bool = False
+    settings: Settings,
+    revision: str,
+    *,
+    tracebacks: bool | None = None,
+    serving: Output | None = None,
 ) -> None:
     """Upgrade the schema; before serving, Alembic logs through the service's own logging."""
     from alembic import command
 
     tracebacks = settings.debug if tracebacks is None else tracebacks
-    database_ready(settings, create_missing=True, tracebacks=tracebacks)
+    database_ready(settings, create_missing=True, tracebacks=tracebacks, output=serving)
     config = alembic_config(settings)
     if serving:
         from observability.logs import configure_logging
@@ -103,8 +167,7 @@ def _migrate(
         # A migration that refuses to run on this data says why, and what to do, in its message.
         if tracebacks:
             traceback.print_exc()
-        typer.secho(f"the schema was not upgraded: {error}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        (serving or Output()).fail(f"the schema was not upgraded: {error}")
 
 
 # Relative revisions such as -1 look like options to the parser: take them as arguments.
@@ -258,6 +321,44 @@ def _run_workers(config: Any) -> None:
     Workers(config, sockets=[config.bind_socket()]).run()
 
 
+def unusable_address(host: str, port: int) -> str | None:
+    """Why the server could not listen on `host`:`port`, or None; found by binding it (and
+    closing it at once) as uvicorn will, before the database is created or migrated."""
+    import socket
+
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        return f"cannot listen on --host {host}: {error.strerror}"
+    for family, kind, protocol, _name, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            # As uvicorn's: a port whose last connections are still in TIME_WAIT is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                return _bind_refusal(host, port, error)
+    return None
+
+
+def _bind_refusal(host: str, port: int, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use (another server is listening there): stop "
+            "it, or serve on another port with --port"
+        )
+    if error.errno == errno.EACCES:
+        return (
+            f"not allowed to listen on port {port} (ports below 1024 need privileges): serve on "
+            "another port with --port"
+        )
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}: no interface of this machine has that address (--host)"
+    return f"cannot listen on {host}:{port}: {error.strerror} (--host, --port)"
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -266,9 +367,21 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart on code changes.")] = False,
 ) -> None:
     """Apply pending migrations, then serve the API with uvicorn."""
-    settings = load_settings()
-    _migrate(settings, "head", serving=True)
-    _serve(settings, host, port, workers, reload)
+    settings = load_settings(serving=True)
+    output = Output.serving(settings)
+    if refusal := unusable_address(host, port):
+        output.fail(refusal)
+    try:
+        _migrate(settings, "head", serving=output)
+        _serve(settings, host, port, workers, reload)
+    except typer.Exit:
+        raise
+    except Exception:
+        if not output.as_json:
+            raise
+        # A crash at start-up is one JSON line too (the traceback in its `exception` field).
+        _startup_log().exception("the service stopped at start-up")
+        raise typer.Exit(1) from None
 
 
 @cli.command()
@@ -281,7 +394,10 @@ def dev(
     asked_for_tracebacks = "APP_DEBUG" in os.environ
     os.environ.setdefault("APP_DEBUG", "true")
     settings = load_settings()
-    _migrate(settings, "head", tracebacks=asked_for_tracebacks and settings.debug, serving=True)
+    output = Output.serving(settings)
+    if refusal := unusable_address(host, port):
+        output.fail(refusal)
+    _migrate(settings, "head", tracebacks=asked_for_tracebacks and settings.debug, serving=output)
     _seed(settings)
     _serve(settings, host, port, 1, reload=True)
 
@@ -300,9 +416,24 @@ def _read_body(data: str) -> bytes:
     return data.encode()
 
 
+# What `call` sends: the spec's methods, HEAD (answered wherever GET is) and OPTIONS (CORS).
+CALL_METHODS = ("GET", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+def _misused_method(method: str, path: str) -> str | None:
+    """Why METHOD PATH is not a call to send, or None: checked before anything is sent."""
+    if method.upper() in CALL_METHODS:
+        return None
+    if method.startswith("/") and path.upper() in CALL_METHODS:
+        return f"the method comes first: backoffice call {path.upper()} {method}"
+    return (
+        f"{method} is not a method of this API: use GET, POST, PATCH or DELETE (or HEAD, OPTIONS)"
+    )
+
+
 @cli.command()
 def call(
-    method: Annotated[str, typer.Argument(help="GET, POST, PATCH or DELETE.")],
+    method: Annotated[str, typer.Argument(help="GET, POST, PATCH or DELETE (HEAD, OPTIONS).")],
     path: Annotated[str, typer.Argument(help="Path and query, e.g. /api/heroes?limit=5.")],
     data: Annotated[
         str | None,
@@ -319,6 +450,9 @@ def call(
     ] = None,
 ) -> None:
     """Sign and send one request with APP_SECRET_KEY, and print the response."""
+    if misuse := _misused_method(method, path):
+        typer.secho(misuse, fg="red", err=True)
+        raise typer.Exit(2)
     if not path.startswith("/"):
         typer.secho(f"the path must start with /: /{path}", fg="red", err=True)
         raise typer.Exit(2)

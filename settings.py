@@ -114,9 +114,9 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="seconds to wait for a free connection"
     )
     db_connect_timeout: float = Field(default=5.0, gt=0, description="seconds to open a connection")
-    db_statement_timeout: int = Field(
-        default=10_000, ge=0, description="ms per statement (0: none)"
-    )
+    # Below the request deadline: PostgreSQL ends a slow statement itself, and the connection
+    # goes back to the pool; the deadline is for what the server cannot end (a frozen server).
+    db_statement_timeout: int = Field(default=5_000, ge=0, description="ms per statement (0: none)")
     # PgBouncer in transaction pooling mode hands each transaction to any server connection:
     # no named prepared statement outlives it, and no setting may ride in the startup packet.
     db_pgbouncer: bool = False
@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     replay_protection: Literal["unsafe", "all", "off"] = "unsafe"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
 
+    # Below the timeouts of the proxies in front (nginx and AWS's balancers wait 60 s, Envoy 15 s),
+    # so that the client gets the service's 503 rather than the proxy's 504.
+    request_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="a request is stopped with 503 after this"
+    )
     shutdown_grace_seconds: int = Field(default=10, ge=0, description="in-flight requests finish")
     # None: DEFAULT_LAME_DUCK_SECONDS outside development, 0 (exit at once) with APP_DEBUG.
     shutdown_lame_duck_seconds: float | None = Field(

@@ -11,13 +11,13 @@ import orjson
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import compile_path
 
-from persistence import errors
+from persistence import errors, failures
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +27,6 @@ HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "pa
 type AllowTable = tuple[tuple[re.Pattern[str], str], ...]
 # How long a client should wait before retrying when the database is unavailable.
 RETRY_AFTER_SECONDS = 1
-# SQLSTATE classes that a retry may cure: 08 connection exception, 40 serialization failure or
-# deadlock, 53 insufficient resources (too many connections), 57 operator intervention (a
-# statement timeout, a server shutting down or starting up).
-TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
 
 # The `type` of each problem: a stable identifier clients can branch on (see the README).
 TYPES = {
@@ -195,37 +191,64 @@ def allow_table(paths: Mapping[str, Mapping[str, object]]) -> AllowTable:
     return tuple(table)
 
 
-def database_unavailable(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
-    logger.warning("database unavailable: %s", type(error).__name__)
-    problem = Problem(
-        503,
-        "the database is unavailable, retry later",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+# What a client is told of a database failure that a retry may cure, and the log line's start.
+UNAVAILABLE = ("the database is unavailable", "the database is unavailable, retry later")
+REFUSED_WRITE = ("the database refused the write", "the database refused the write, retry later")
+ROLLED_BACK = (
+    "the database rolled the transaction back",
+    "the database rolled the transaction back to settle a conflict with another; retry",
+)
+
+
+def database_failure(
+    request: ConnexionRequest,
+    error: Exception,
+    *,
+    count: Callable[[failures.DatabaseFailure], object] = lambda _failure: None,
+) -> ConnexionResponse:
+    """A database failure: 503 with `Retry-After` when a retry may cure it, else a logged 500.
+
+    The log line names the SQLSTATE, its class and the server's message; the client is told
+    only whether its write was refused (the database still answers reads) or the database is
+    unavailable."""
+    failure = failures.describe(error)
+    count(failure)
+    if not failure.retryable:
+        return unexpected(request, error, failure)
+    if failure.refused_write:
+        event, detail = REFUSED_WRITE
+    elif failure.rolled_back:
+        event, detail = ROLLED_BACK
+    else:
+        event, detail = UNAVAILABLE
+    logger.warning("%s: %s", event, failure.summary, extra=failure.log_fields())
+    problem = Problem(503, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     return render(request, problem)
 
 
-def database_error(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
-    """asyncpg's server errors reach SQLAlchemy as a bare DBAPIError: sort them by SQLSTATE."""
-    assert isinstance(error, DBAPIError)
-    sqlstate: str = getattr(error.orig, "sqlstate", None) or ""
-    if error.connection_invalidated or sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES:
-        return database_unavailable(request, error)
-    return unexpected(request, error)
-
-
-def unexpected(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
-    logger.error("unhandled error", exc_info=error)
+def unexpected(
+    request: ConnexionRequest,
+    error: Exception,
+    failure: failures.DatabaseFailure | None = None,
+) -> ConnexionResponse:
+    fields = failure.log_fields() if failure else {}
+    logger.error("unhandled error", exc_info=error, extra=fields)
     return render(request, Problem(500, "an unexpected error occurred; it has been logged"))
 
 
-def register(app: AsyncApp, paths: Mapping[str, Mapping[str, object]]) -> None:
-    """Render every error as problem+json; `paths` (the spec's) give 405 its `Allow`."""
+def register(
+    app: AsyncApp,
+    paths: Mapping[str, Mapping[str, object]],
+    *,
+    count_database_failure: Callable[[failures.DatabaseFailure], object] = lambda _failure: None,
+) -> None:
+    """Render every error as problem+json; `paths` (the spec's) give 405 its `Allow`, and
+    `count_database_failure` sees each failure of the database."""
     app.add_error_handler(errors.PersistenceError, on_the_loop(from_persistence))
     app.add_error_handler(ProblemException, on_the_loop(from_connexion))
     app.add_error_handler(404, on_the_loop(from_http))
     app.add_error_handler(405, on_the_loop(functools.partial(from_http, allow=allow_table(paths))))
-    for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
-        app.add_error_handler(unavailable, on_the_loop(database_unavailable))
-    app.add_error_handler(DBAPIError, on_the_loop(database_error))
+    on_failure = functools.partial(database_failure, count=count_database_failure)
+    for failing in (DBAPIError, PoolTimeoutError, OSError, TimeoutError):
+        app.add_error_handler(failing, on_the_loop(on_failure))
     app.add_error_handler(Exception, on_the_loop(unexpected))

@@ -3,8 +3,10 @@
 Both the log and the metrics need the response's status and the request's duration, so they
 share one wrapper of `send` instead of each adding a layer that every request passes through.
 This outermost layer also names the request's operation (`contract.routes`) for the layers
-inside it, and closes the connection after a response sent before the request's body was read:
-the server would otherwise go on receiving and parsing a body nobody reads.
+inside it, and closes the connection after a response sent before the request's body was read
+(the server would otherwise go on receiving and parsing a body nobody reads) and after every
+response once the worker is draining: a client that kept the connection for its next request
+would send it just as the listener closes, and have it reset.
 """
 
 import logging
@@ -17,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.routes import ROUTE, Routes
 from observability.metrics import METHODS, UNMATCHED, Metrics
+from server.lame_duck import DRAINING
 
 # Read and written as raw ASGI headers: starlette's Headers and MutableHeaders copy the whole
 # header list to get or set this one (about 1 us each, on every request).
@@ -46,6 +49,12 @@ def announces_body(scope: Scope) -> bool:
         if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0 ")):
             return True
     return False
+
+
+def _draining(scope: Scope) -> bool:
+    """Whether the lame duck has begun (the event exists only in a lifespan's state)."""
+    draining = scope.get("state", {}).get(DRAINING)
+    return draining is not None and draining.is_set()
 
 
 class AccessMiddleware:
@@ -88,7 +97,7 @@ class AccessMiddleware:
                     pair for pair in message.get("headers", ()) if pair[0] != REQUEST_ID_HEADER
                 ]
                 headers.append((REQUEST_ID_HEADER, raw_id))
-                if body_pending:
+                if body_pending or _draining(scope):
                     headers.append(CONNECTION_CLOSE)
                 message["headers"] = headers
             await send(message)

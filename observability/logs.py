@@ -19,9 +19,11 @@ import structlog
 from settings import Settings
 
 
-def _drop_color_message(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
-    # uvicorn passes a second, ANSI-coloured copy of some messages as an `extra`.
+def _drop_copies(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    # uvicorn passes a second, ANSI-coloured copy of some messages as an `extra`; a record that
+    # another handler formatted first (pytest's) holds a copy of the event as `message`.
     event.pop("color_message", None)
+    event.pop("message", None)
     return event
 
 
@@ -90,7 +92,7 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=False,
     )
     final.insert(0, structlog.stdlib.ProcessorFormatter.remove_processors_meta)
-    foreign: list[Any] = [*shared, structlog.stdlib.ExtraAdder(), _drop_color_message, stamp]
+    foreign: list[Any] = [*shared, structlog.stdlib.ExtraAdder(), _drop_copies, stamp]
     handler = StdoutHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -109,3 +111,7 @@ def configure_logging(settings: Settings) -> None:
     # Under `dev`, watchfiles says "1 change detected" for every file written in the tree, the
     # SQLite file under var/ included; uvicorn reloads only for code, and says so itself.
     logging.getLogger("watchfiles.main").setLevel(logging.WARNING)
+    # Alembic 1.20 announces each of its built-in plugins at INFO, on every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Python's warnings become log lines too: on stderr they would be the one plain-text line.
+    logging.captureWarnings(True)

@@ -1,4 +1,5 @@
-"""Prometheus metrics: RED per operation, signature rejections, the database pool and queries.
+"""Prometheus metrics: RED per operation, signature rejections, the database: its pool, its
+queries and its failures by SQLSTATE class.
 
 Each app owns its registry, so several apps can live in one process (the tests build a few).
 With `PROMETHEUS_MULTIPROC_DIR` set (`backoffice serve --workers N` sets it), every worker
@@ -43,6 +44,20 @@ STATEMENTS = frozenset({"select", "insert", "update", "delete"})
 # Clients choose the method; any other is counted as `other` to keep the label bounded.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 QUERY_STARTED = "metrics_query_started"
+# The failures a retry may cure, and that on-call watches: counted from zero from the start, so
+# that a dashboard's rate() sees the first of them.
+WATCHED_DATABASE_FAILURES = (
+    ("08", "connection_exception"),
+    ("25", "invalid_transaction_state"),
+    ("40", "transaction_rollback"),
+    ("53", "insufficient_resources"),
+    ("55", "object_not_in_prerequisite_state"),
+    ("57", "operator_intervention"),
+    ("58", "system_error"),
+    ("none", "connection_failure"),
+    ("none", "pool_timeout"),
+    ("none", "timeout"),
+)
 WORKER_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
 
@@ -133,6 +148,25 @@ class Metrics:
             buckets=QUERY_BUCKETS,
             registry=registry,
         )
+        self.db_errors = Counter(
+            "db_errors",
+            "Requests failed by the database, by SQLSTATE class (`none`: the driver, the pool or "
+            "the network failed, named by class_name).",
+            ["sqlstate_class", "class_name"],
+            namespace=namespace,
+            registry=registry,
+        )
+        for labels in WATCHED_DATABASE_FAILURES:
+            self.db_errors.labels(*labels)
+        # Unlabelled, so that it is there (at 0) before the first: the access line and
+        # http_requests_total name each one's operation.
+        self.deadline_exceeded = Counter(
+            "http_request_deadline_exceeded",
+            "Requests stopped at APP_REQUEST_TIMEOUT_SECONDS (answered 503, or 408 when the "
+            "client's body had not arrived).",
+            namespace=namespace,
+            registry=registry,
+        )
         build = Gauge(
             "build_info",
             "Always 1; the labels say which build is running.",
@@ -208,6 +242,14 @@ class Metrics:
     def count_connection_refusal(self, reason: str) -> None:
         """Count a request the server refused before the application, by reason."""
         self.connection_refusals.labels(reason).inc()
+
+    def count_database_failure(self, sqlstate_class: str, class_name: str) -> None:
+        """Count a request failed by the database, by the class of its SQLSTATE."""
+        self.db_errors.labels(sqlstate_class, class_name).inc()
+
+    def count_deadline_exceeded(self) -> None:
+        """Count a request stopped at the deadline."""
+        self.deadline_exceeded.inc()
 
     def _query_started(self, conn: Any, *_args: Any) -> None:
         # One slot per connection: a connection runs one statement at a time.

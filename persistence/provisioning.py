@@ -1,13 +1,13 @@
 """Before migrations: reach the configured database, and create it when it is missing."""
 
 import socket
-from collections.abc import Iterator
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from persistence.database import create_engine
+from persistence.failures import causes
 from settings import Settings
 
 # Where `CREATE DATABASE` is sent from: every PostgreSQL server has these two.
@@ -22,26 +22,10 @@ class MissingDatabase(Exception):
     pass
 
 
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """The error and what it wraps: SQLAlchemy wraps the driver's error, which wraps the OS's."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        orig = getattr(current, "orig", None)
-        pending += [current.__cause__, current.__context__]
-        if isinstance(orig, BaseException):
-            pending.append(orig)
-
-
 def _reason(error: BaseException, settings: Settings) -> str:
     """What failed, in a few words a user can act on."""
-    causes = list(_causes(error))
-    for cause in causes:
+    chain = list(causes(error))
+    for cause in chain:
         match cause:
             case asyncpg.InvalidCatalogNameError():
                 return "the database does not exist"
@@ -60,10 +44,10 @@ def _reason(error: BaseException, settings: Settings) -> str:
             case _:
                 pass
     # Every OSError the connect attempts raised is gathered into one; its text is the OS's.
-    for cause in causes:
+    for cause in chain:
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror.lower()
-    innermost = causes[-1] if causes else error
+    innermost = chain[-1] if chain else error
     return str(innermost).splitlines()[0] if str(innermost) else type(innermost).__name__
 
 
@@ -92,7 +76,7 @@ async def _check(settings: Settings, url: URL | None = None) -> None:
     try:
         await _connect_once(settings, url)
     except Exception as error:
-        if any(isinstance(c, asyncpg.InvalidCatalogNameError) for c in _causes(error)):
+        if any(isinstance(c, asyncpg.InvalidCatalogNameError) for c in causes(error)):
             raise MissingDatabase from error
         raise DatabaseUnreachable(
             f"cannot connect to {describe(settings)}: {_reason(error, settings)}"
@@ -123,9 +107,9 @@ async def _create(settings: Settings) -> None:
         async with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
             await conn.execute(text(f"CREATE DATABASE {quoted}"))
     except Exception as error:
-        if any(isinstance(c, asyncpg.DuplicateDatabaseError) for c in _causes(error)):
+        if any(isinstance(c, asyncpg.DuplicateDatabaseError) for c in causes(error)):
             return
-        if any(isinstance(c, asyncpg.InsufficientPrivilegeError) for c in _causes(error)):
+        if any(isinstance(c, asyncpg.InsufficientPrivilegeError) for c in causes(error)):
             raise DatabaseUnreachable(
                 f'the database "{name}" does not exist and user "{url.username}" may not '
                 f"create databases: ask an administrator to run\n"

@@ -177,5 +177,22 @@ class AsyncSignedClient:
         await self.http.aclose()
 
 
+def run_backoffice(
+    *arguments: str, cwd: Path, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """`backoffice ARGUMENTS` run to its end (at most a minute), with only the `APP_*` variables
+    given, its stdout and stderr kept apart."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    environment |= variables
+    return subprocess.run(
+        ["timeout", "60", BACKOFFICE, *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
 def signed_server_environment(database_url: str, key: str, **extra: str) -> dict[str, str]:
     return {"APP_DB_URL": database_url, "APP_SECRET_KEY": key, "APP_DEBUG": "false", **extra}

@@ -57,6 +57,29 @@ def fresh_postgres_database(server: URL) -> Iterator[URL]:
         janitor.drop()
 
 
+def missing_postgres_database(server: URL) -> Iterator[URL]:
+    """The URL of a database that does not exist yet on `server`, dropped afterwards if a test
+    made it."""
+    name = f"backoffice_missing_{uuid.uuid4().hex[:12]}"
+    yield server.set(drivername="postgresql", database=name)
+    admin = server.set(drivername="postgresql+psycopg")
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    engine.dispose()
+
+
+def database_exists(server: URL, name: str) -> bool:
+    engine = create_engine(server.set(drivername="postgresql+psycopg"))
+    with engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        )
+        exists = found.first() is not None
+    engine.dispose()
+    return exists
+
+
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server: URL) -> Iterator[URL]:
     yield from fresh_postgres_database(postgres_server)

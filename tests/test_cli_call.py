@@ -260,6 +260,42 @@ def test_a_path_without_its_leading_slash_is_one_line(tmp_path: Path) -> None:
     assert run.stderr == "the path must start with /: /api/heroes\n"
 
 
+@pytest.mark.parametrize("method", ["FETCH", "PUT", "TRACE"])
+def test_a_method_the_api_does_not_take_is_one_line_and_nothing_is_sent(
+    method: str, tmp_path: Path
+) -> None:
+    # Port 9 (discard) is closed here: anything sent would end with "could not reach" and 3.
+    run = installed_call(
+        method, "/api/heroes", "--url", "http://127.0.0.1:9", cwd=tmp_path, APP_SECRET_KEY=KEY
+    )
+
+    assert (run.returncode, run.stdout) == (2, "")
+    assert run.stderr == (
+        f"{method} is not a method of this API: use GET, POST, PATCH or DELETE (or HEAD, OPTIONS)\n"
+    )
+
+
+def test_the_path_given_before_the_method_is_named_in_the_right_order(tmp_path: Path) -> None:
+    run = installed_call(
+        "/api/heroes?limit=3",
+        "get",
+        "--url",
+        "http://127.0.0.1:9",
+        cwd=tmp_path,
+        APP_SECRET_KEY=KEY,
+    )
+
+    assert (run.returncode, run.stdout) == (2, "")
+    assert run.stderr == "the method comes first: backoffice call GET /api/heroes?limit=3\n"
+
+
+def test_a_method_in_lower_case_is_sent_in_upper_case(live_server: str) -> None:
+    result = call(live_server, "get", "/api/teams?limit=1")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("HTTP 200 OK\n")
+
+
 def test_signing_with_the_development_key_is_said_on_stderr(
     live_server: str, tmp_path: Path
 ) -> None:

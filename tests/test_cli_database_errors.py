@@ -5,6 +5,7 @@ in use, where it points and what failed, never the password, and comes within th
 timeout; the traceback appears only with APP_DEBUG=true.
 """
 
+import json
 import os
 import socket
 import sqlite3
@@ -74,13 +75,31 @@ def test_a_refused_port_names_the_url_setting_and_what_failed(tmp_path: Path) ->
 
 
 def test_an_unknown_host_names_the_host_setting(tmp_path: Path) -> None:
-    result = backoffice("serve", cwd=tmp_path, APP_DB_HOST="no-such-host.invalid")
+    result = backoffice("migrate", "upgrade", cwd=tmp_path, APP_DB_HOST="no-such-host.invalid")
 
     assert result.returncode == 2
     assert result.stderr == (
         'cannot connect to PostgreSQL at no-such-host.invalid:5432, database "backoffice", '
         'user "postgres" (from APP_DB_HOST): unknown host (the name does not resolve)\n' + HINT
     )
+
+
+def test_serve_in_production_says_it_in_one_json_line_on_stdout(tmp_path: Path) -> None:
+    result = backoffice(
+        "serve", "--port", str(free_port()), cwd=tmp_path, APP_DB_HOST="no-such-host.invalid"
+    )
+
+    assert result.returncode == 2
+    assert result.stderr == ""
+    [line] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert line | {"timestamp": ""} == {
+        "event": "cannot connect to PostgreSQL at no-such-host.invalid:5432, database "
+        '"backoffice", user "postgres" (from APP_DB_HOST): unknown host (the name does not '
+        "resolve)",
+        "level": "error",
+        "logger": "backoffice",
+        "timestamp": "",
+    }
 
 
 def test_a_silent_server_fails_within_the_connect_timeout(
@@ -208,8 +227,11 @@ def test_a_migration_refused_by_the_data_stops_serve_with_its_reason_in_one_line
     result = backoffice("serve", "--port", str(free_port()), cwd=tmp_path, APP_DB_URL=url)
 
     assert result.returncode == 2
-    assert result.stderr == (
+    assert result.stderr == ""
+    stopped = json.loads(result.stdout.splitlines()[-1])
+    assert (stopped["level"], stopped["event"]) == (
+        "error",
         "the schema was not upgraded: 1 set(s) of teams have names that differ only in case, "
         "white space or Unicode form: team 1 'Avengers', team 2 'AVENGERS'. Rename all but one "
-        "of each (PATCH /api/teams/{id}), then upgrade again; nothing was changed.\n"
+        "of each (PATCH /api/teams/{id}), then upgrade again; nothing was changed.",
     )

@@ -296,6 +296,8 @@ class TestGrafana:
             "Database pool use",
             "Requests in flight",
             "Query latency p95 by statement",
+            "Database errors by SQLSTATE class",
+            "Requests stopped at the deadline",
         ]
 
     def test_every_metric_the_dashboard_queries_is_exported_by_a_live_app(

@@ -145,6 +145,26 @@ class TestKubernetesManifests:
         assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
         assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
 
+    def test_the_readiness_probe_leaves_the_hysteresis_to_the_service_and_acts_within_the_lame_duck(
+        self,
+    ) -> None:
+        found = documents()
+        settings = found["ConfigMap/backoffice-settings"]["data"]
+        [container] = found["Deployment/backoffice"]["spec"]["template"]["spec"]["containers"]
+        probe = container["readinessProbe"]
+
+        # The service turns unready after 3 failed checks of its own, and answers from them at
+        # once: one failed probe is a verdict, not a blip, and needs no long timeout.
+        assert (probe["failureThreshold"], probe.get("successThreshold", 1)) == (1, 1)
+        assert probe["timeoutSeconds"] <= probe["periodSeconds"]
+        # A SIGTERMed pod is out of the Service's endpoints before its listener closes.
+        lame_duck = float(settings["APP_SHUTDOWN_LAME_DUCK_SECONDS"])
+        assert probe["periodSeconds"] * probe["failureThreshold"] < lame_duck
+        # A request ends (503 at the latest) before the pod's own grace for requests does.
+        assert float(settings["APP_REQUEST_TIMEOUT_SECONDS"]) <= float(
+            settings["APP_SHUTDOWN_GRACE_SECONDS"]
+        )
+
     def test_the_pods_run_as_the_images_user_with_a_read_only_root_and_secrets_as_files(
         self,
     ) -> None:

@@ -1,10 +1,12 @@
 """GET /health/live, /health/ready and /health: unsigned probes, on PostgreSQL and SQLite."""
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 from sqlalchemy import URL
@@ -12,8 +14,10 @@ from starlette.testclient import TestClient
 
 from app import SPEC, create_app
 from handlers import OPERATIONS
-from handlers.ops import migration_heads
 from observability.metrics import service_version
+from persistence.database import create_engine
+from persistence.health import migration_heads
+from server.readiness import FALL, RISE, Readiness, database_check
 from settings import Settings
 from tests.conftest import fresh_postgres_database, make_settings
 from tests.problem_assertions import assert_problem
@@ -133,10 +137,54 @@ class TestReady:
     def test_a_database_that_hangs_is_not_ready_within_the_probe_timeout(
         self, silent_server: int
     ) -> None:
-        settings = make_settings(f"postgresql://postgres@127.0.0.1:{silent_server}/hung")
+        settings = make_settings(
+            f"postgresql://postgres@127.0.0.1:{silent_server}/hung", request_timeout_seconds=2
+        )
         for client in _app_on(settings):
             response = client.get("/health/ready")
             assert_problem(response, 503, "the database did not answer within 2 s")
+
+
+class TestVerdict:
+    """The hysteresis, check by check, on the PostgreSQL test database: writes locked out for a
+    while, then let in again."""
+
+    def test_three_failed_checks_make_it_unready_and_two_good_ones_ready_again(
+        self, backend_settings: dict[str, Settings]
+    ) -> None:
+        settings = backend_settings["postgresql"]
+        database = settings.database_url.set(drivername="postgresql")
+
+        async def scenario() -> tuple[list[bool], list[bool], str]:
+            engine = create_engine(settings)
+            readiness = Readiness(database_check(engine), bound_seconds=5)
+            try:
+                await readiness.check_once()
+                assert readiness.verdict.ready
+                locked: list[bool] = []
+                with psycopg.connect(database.render_as_string(hide_password=False)) as blocker:
+                    blocker.execute("LOCK TABLE heroes IN EXCLUSIVE MODE")
+                    for _ in range(FALL):
+                        await readiness.check_once()
+                        locked.append(readiness.verdict.ready)
+                    reason = readiness.verdict.reason
+                    blocker.rollback()
+                released: list[bool] = []
+                for _ in range(RISE):
+                    await readiness.check_once()
+                    released.append(readiness.verdict.ready)
+                return locked, released, reason
+            finally:
+                await engine.dispose()
+
+        locked, released, reason = asyncio.run(scenario())
+
+        assert locked == [True] * (FALL - 1) + [False]
+        assert released == [False] * (RISE - 1) + [True]
+        assert reason == (
+            "writes wait for a lock on the API's tables: none was granted within 1 s "
+            "(SQLSTATE 55P03)"
+        )
 
 
 class TestContract:

@@ -1,5 +1,5 @@
 """SIGTERM on a real `backoffice serve`: readiness fails at once, requests are still served for
-the lame-duck period, and only then does the listener close."""
+the lame-duck period (each answer closing its connection), and only then does the listener close."""
 
 import asyncio
 import contextlib
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import URL
 
@@ -89,6 +90,76 @@ def test_sigterm_fails_readiness_at_once_and_serves_until_the_lame_duck_ends(
         assert time.monotonic() - signalled >= LAME_DUCK_SECONDS - 0.2
         # One worker re-raises the SIGTERM it was handed; uvicorn's supervisor exits with 0.
         assert server.wait(15) == (-signal.SIGTERM if workers == 1 else 0)
+
+
+class KeepAliveClient:
+    """Sends signed GETs and POSTs, one after another, on the connection it keeps (httpx's
+    pool), until a new connection is refused: what a client or a proxy does across a restart."""
+
+    def __init__(self, url: str, number: int) -> None:
+        self.client = AsyncSignedClient(url, TEST_KEY, timeout=10)
+        self.number = number
+        # (seconds since the start when sent, and when answered, method, response).
+        self.answered: list[tuple[float, float, str, httpx.Response]] = []
+        self.lost: list[str] = []
+
+    async def run(self, started: float) -> None:
+        try:
+            for sent in range(10_000):
+                method = "POST" if sent % 2 else "GET"
+                at = time.monotonic() - started
+                try:
+                    if method == "POST":
+                        body = {"name": f"keeper {self.number}-{sent}", "secret_name": "K"}
+                        response = await self.client.post("/api/heroes", json=body)
+                    else:
+                        response = await self.client.get("/api/heroes?limit=1")
+                except httpx.ConnectError:
+                    return  # nothing was sent: the listener has closed
+                except httpx.TransportError as error:
+                    self.lost.append(f"{method} sent at {at:.2f} s: {error!r}")
+                    return
+                self.answered.append((at, time.monotonic() - started, method, response))
+                await asyncio.sleep(0.01)
+        finally:
+            await self.client.aclose()
+
+
+def test_keep_alive_requests_sent_across_a_sigterm_are_all_answered(
+    database: str, tmp_path: Path
+) -> None:
+    """Once draining starts, every answer says `Connection: close`: the next request opens a
+    new connection, which is either served or refused outright, never reset under it."""
+    environment = signed_server_environment(
+        database, TEST_KEY, APP_SHUTDOWN_LAME_DUCK_SECONDS=str(LAME_DUCK_SECONDS)
+    )
+    with BackofficeServer(environment, tmp_path / "server.log") as server:
+        clients = [KeepAliveClient(server.url, n) for n in range(4)]
+
+        async def scenario() -> float:
+            started = time.monotonic()
+            running = [asyncio.create_task(client.run(started)) for client in clients]
+            await asyncio.sleep(1)
+            server.terminate()
+            signalled = time.monotonic() - started
+            await asyncio.wait_for(asyncio.gather(*running), LAME_DUCK_SECONDS + 15)
+            return signalled
+
+        signalled = asyncio.run(scenario())
+        server.wait(15)
+
+    assert [lost for client in clients for lost in client.lost] == []
+    answered = [answer for client in clients for answer in client.answered]
+    before = [response for _, done, _, response in answered if done < signalled]
+    draining = [response for sent, _, _, response in answered if sent > signalled + 0.5]
+    assert len(draining) > 20, "too few requests met the lame duck"
+    assert all(response.status_code in (200, 201) for *_, response in answered)
+    assert all(response.headers.get("connection") == "close" for response in draining)
+    assert not any(response.headers.get("connection") == "close" for response in before)
+    created = [response.json()["id"] for *_, method, response in answered if method == "POST"]
+    with psycopg.connect(database) as conn:
+        stored = conn.execute("SELECT count(*) FROM heroes WHERE id = ANY(%s)", [created])
+        assert stored.fetchone() == (len(created),)
 
 
 def test_a_second_sigterm_is_ignored_and_a_sigint_ends_the_lame_duck_at_once(

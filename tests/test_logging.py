@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import URL
 from starlette.testclient import TestClient
 
 import signing
 from app import create_app
 from observability import logs
 from settings import Settings
-from tests.conftest import TEST_KEY, make_settings
+from tests.backoffice_process import run_backoffice
+from tests.conftest import TEST_KEY, make_settings, missing_postgres_database
 from tests.problem_assertions import assert_problem
 from tests.signed_client import SignedClient
 
@@ -130,7 +132,8 @@ class TestAccessLine:
     def test_an_application_event_logged_while_serving_carries_the_request_id(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        settings = make_settings(f"postgresql://postgres@127.0.0.1:{closed_port()}/nowhere")
+        port = closed_port()
+        settings = make_settings(f"postgresql://postgres@127.0.0.1:{port}/nowhere")
         with TestClient(create_app(settings), raise_server_exceptions=False) as app:
             capsys.readouterr()
             response = SignedClient(app, TEST_KEY).get(
@@ -139,9 +142,20 @@ class TestAccessLine:
         assert_problem(response, 503, "the database is unavailable, retry later")
         lines = json_lines(capsys.readouterr().out)
         warning = next(line for line in lines if line["logger"] == "contract.problems")
-        assert warning["event"] == "database unavailable: ConnectionRefusedError"
-        assert warning["level"] == "warning"
-        assert warning["request_id"] == "trace-me"
+        refused = f"[Errno 111] Connect call failed ('127.0.0.1', {port})"
+        assert warning | {"timestamp": ""} == {
+            "event": f"the database is unavailable: no SQLSTATE (connection_failure): {refused}",
+            "level": "warning",
+            "logger": "contract.problems",
+            "timestamp": "",
+            "request_id": "trace-me",
+            "sqlstate": None,
+            "sqlstate_class": "none",
+            "class_name": "connection_failure",
+            "error": "ConnectionRefusedError",
+            "server_message": None,
+            "statement": None,
+        }
         [access] = access_lines("\n".join(json.dumps(line) for line in lines))
         assert (access["request_id"], access["status"]) == ("trace-me", 503)
 
@@ -169,6 +183,43 @@ class TestNothingSecretIsLogged:
         assert len(access_lines(output)) == 3
         for secret in ("Dive-Wilson-7f3a", "Avengers", "Tower", "ab" * 32, TEST_KEY, "name=x"):
             assert secret not in output
+
+
+class TestStartupWarnings:
+    @pytest.mark.parametrize(
+        ("overrides", "warning"),
+        [
+            (
+                {"db_statement_timeout": 10_000},
+                "APP_DB_STATEMENT_TIMEOUT (10 s) is not below APP_REQUEST_TIMEOUT_SECONDS (10 s): "
+                "a slow statement is stopped by the deadline, which discards its connection, "
+                "rather than by PostgreSQL",
+            ),
+            (
+                {"shutdown_lame_duck_seconds": 3, "keep_alive_seconds": 5},
+                "APP_KEEP_ALIVE_SECONDS (5 s) is above APP_SHUTDOWN_LAME_DUCK_SECONDS (3 s): a "
+                "connection idle since before a SIGTERM may still be open when the listener "
+                "closes, and a request sent on it then is reset",
+            ),
+        ],
+    )
+    def test_timeouts_that_undo_each_other_are_warned_of_once_at_start_up(
+        self,
+        overrides: dict[str, Any],
+        warning: str,
+        backend_settings: dict[str, Settings],
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        settings = backend_settings["postgresql"].model_copy(update=overrides)
+        try:
+            capsys.readouterr()
+            with TestClient(create_app(settings)):
+                lines = json_lines(capsys.readouterr().out)
+        finally:
+            logs.configure_logging(backend_settings["postgresql"])
+
+        warnings = [line["event"] for line in lines if line["level"] == "warning"]
+        assert warnings == [warning]
 
 
 class TestDebugLogs:
@@ -226,3 +277,38 @@ class TestProductionOutput:
         assert stderr.read_text() == ""
         assert all({"event", "level", "timestamp"} <= set(record) for record in records)
         assert "starting" in [record["event"] for record in records]
+
+    def test_creating_migrating_and_serving_with_two_workers_prints_json_lines_only(
+        self, postgres_server: URL, tmp_path: Any
+    ) -> None:
+        from tests.backoffice_process import BackofficeServer, signed_server_environment
+
+        for missing in missing_postgres_database(postgres_server):
+            database = missing.render_as_string(hide_password=False)
+            environment = signed_server_environment(database, TEST_KEY, APP_LOG_LEVEL="INFO")
+            stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+            with BackofficeServer(environment, stdout, stderr=stderr, workers=2) as server:
+                assert server.url
+
+            records = json_lines(stdout.read_text())
+            assert stderr.read_text() == ""
+            assert all({"event", "level", "timestamp", "logger"} <= set(line) for line in records)
+            events = [record["event"] for record in records]
+            assert events[0].startswith(f'created the database "{missing.database}"')
+            assert any(event.startswith("Running upgrade  -> ") for event in events)
+            assert "starting" in events
+            assert events.count("Application startup complete.") == 2
+
+    def test_an_invalid_setting_stops_serve_with_one_json_line(self, tmp_path: Any) -> None:
+        result = run_backoffice(
+            "serve", cwd=tmp_path, APP_SECRET_KEY=TEST_KEY, APP_DB_PORT="not-a-port"
+        )
+
+        assert result.returncode == 2
+        assert result.stderr == ""
+        [line] = json_lines(result.stdout)
+        assert (line["level"], line["event"]) == (
+            "error",
+            "invalid configuration:\n  APP_DB_PORT: Input should be a valid integer, unable to "
+            "parse string as an integer",
+        )

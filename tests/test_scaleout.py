@@ -244,7 +244,10 @@ def test_a_postgresql_restart_gives_503s_with_retry_after_then_recovers_losing_n
     def restart_postgresql() -> None:
         time.sleep(0.5)
         cluster.stop("fast")
-        time.sleep(2)
+        # Longer than the rig's PgBouncer query_wait_timeout (5 s): a shorter outage may pass
+        # unseen, PgBouncer holding each create until the server is back and the replicas
+        # staying ready through it (a readiness check fails only after 3 s of failing).
+        time.sleep(6)
         cluster.start()
         # Served again, with no replica restarted: wait for a create to succeed after this.
         deadline = time.monotonic() + 30

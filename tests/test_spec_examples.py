@@ -21,8 +21,8 @@ from starlette.testclient import TestClient
 
 import signing
 from app import SPEC, create_app
-from handlers.ops import migration_heads
 from middleware.idempotency import KeyInFlight
+from persistence.health import migration_heads
 from tests.conftest import TEST_KEY, fresh_postgres_database, make_settings
 from tests.signed_client import SignedClient
 
