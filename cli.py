@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
+from typer.core import TyperGroup
 
 from settings import DEVELOPMENT_SECRET_KEY, ROOT, DatabaseSettings, Settings
 
@@ -26,7 +27,19 @@ if TYPE_CHECKING:
 
 WORKER_HEALTHCHECK_SECONDS = 30
 
-cli = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+class InWorkflowOrder(TyperGroup):
+    """`--help` lists the commands in the order a user needs them, as the README's table does
+    (Typer lists plain commands before groups, which put `seed` before `migrate`)."""
+
+    ORDER = ("dev", "serve", "migrate", "seed", "call")
+
+    def list_commands(self, ctx: Any) -> list[str]:  # typer.Context: Typer vendors Click
+        ranks = {name: rank for (rank, name) in enumerate(self.ORDER)}
+        return sorted(super().list_commands(ctx), key=lambda name: ranks.get(name, len(ranks)))
+
+
+cli = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, cls=InWorkflowOrder)
 migrate_cli = typer.Typer(help="Apply or inspect the database migrations.", no_args_is_help=True)
 cli.add_typer(migrate_cli, name="migrate")
 

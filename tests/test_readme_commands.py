@@ -300,3 +300,16 @@ def test_dev_in_the_clone_does_not_reload_when_its_database_file_changes(tmp_pat
     log = server.log.read_text()
     assert "change detected" not in log
     assert "Reloading" not in log
+
+
+def test_help_lists_the_commands_in_the_tables_order(tmp_path: Path) -> None:
+    """`backoffice --help` and the table agree on the order a user needs them in."""
+    documented = list(dict.fromkeys(command.split()[1] for command in readme_commands()))
+    documented.remove("--help")
+
+    shown = run(argv("backoffice --help"), tmp_path, user_environment())
+
+    assert shown.returncode == 0, shown.stderr
+    commands = shown.stdout[shown.stdout.index("Commands") :]
+    listed = re.findall(r"^│ (\w+) ", commands, flags=re.MULTILINE)
+    assert listed == documented
