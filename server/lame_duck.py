@@ -7,14 +7,29 @@ POST cannot be retried. Here the first SIGTERM (or SIGINT) only marks the worker
 `APP_SHUTDOWN_LAME_DUCK_SECONDS` is the signal handed to uvicorn, which then closes the
 listener and lets the requests in flight finish (`APP_SHUTDOWN_GRACE_SECONDS`). A second
 SIGINT is handed over at once.
+
+Closing a listener resets the connections the kernel has completed but nobody has accepted yet
+(its accept queue), each with a request already sent on it: in the instant of the close, a
+client that had just opened a new connection (as every answer told it to, with `Connection:
+close`) lost a POST it could not know the fate of. So for the last `DRAIN_SECONDS` of the lame
+duck the listener drops new connection attempts (a filter of one instruction on the socket: a
+client's SYN goes unanswered, its retry finds nothing listening and fails to connect, having
+sent nothing) while the worker goes on accepting and serving what is queued.
 """
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import os
 import signal
+import socket
+import stat
+import struct
+import sys
 import threading
 from collections.abc import Callable, Generator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -23,6 +38,12 @@ logger = logging.getLogger(__name__)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Where the app's lifespan state keeps the event that is set once the worker is draining.
 DRAINING = "draining"
+# How long before the listener closes it stops taking new connections (see above).
+DRAIN_SECONDS = 0.5
+# Linux's SO_ATTACH_FILTER (the socket module does not name it), and a classic BPF program of
+# one instruction, BPF_RET|BPF_K 0: "keep 0 bytes", every packet dropped.
+SO_ATTACH_FILTER = 26
+DROP_EVERY_PACKET = struct.pack("HBBI", 0x06, 0, 0, 0)
 
 
 @contextlib.contextmanager
@@ -79,4 +100,37 @@ def _start_draining(
     if draining.is_set():
         return
     draining.set()
+    loop.call_later(max(seconds - DRAIN_SECONDS, 0), refuse_new_connections)
     loop.call_later(seconds, hand_over, sig, frame)
+
+
+def refuse_new_connections() -> int:
+    """Drop new connection attempts on each TCP socket this process listens on (uvicorn's, or
+    the copy a worker inherited), leaving the connections already queued to be accepted.
+    Returns how many listeners it filtered; on a system other than Linux, none."""
+    if sys.platform != "linux":
+        return 0
+    program = ctypes.create_string_buffer(DROP_EVERY_PACKET, len(DROP_EVERY_PACKET))
+    # struct sock_fprog: the program's length in instructions, and a pointer to them.
+    fprog = struct.pack("HP", 1, ctypes.addressof(program))
+    filtered = 0
+    for fd in _socket_fds():
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            listening = sock.type == socket.SOCK_STREAM and sock.family in (
+                socket.AF_INET,
+                socket.AF_INET6,
+            )
+            if listening and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+                filtered += 1
+    logger.info("the listener takes no new connections; closing it in %g s", DRAIN_SECONDS)
+    return filtered
+
+
+def _socket_fds() -> list[int]:
+    found: list[int] = []
+    for entry in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+            if stat.S_ISSOCK(os.fstat(int(entry.name)).st_mode):
+                found.append(int(entry.name))
+    return found

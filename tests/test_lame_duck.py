@@ -4,6 +4,7 @@ the lame-duck period (each answer closing its connection), and only then does th
 import asyncio
 import contextlib
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy import URL
 
+from server.lame_duck import refuse_new_connections
 from settings import Settings
 from tests.backoffice_process import AsyncSignedClient, BackofficeServer, signed_server_environment
 from tests.conftest import TEST_KEY, fresh_postgres_database
@@ -195,3 +197,23 @@ def test_the_lame_duck_lasts_a_few_seconds_outside_development_and_none_in_it() 
 
     assert (production.lame_duck_seconds, development.lame_duck_seconds) == (5.0, 0.0)
     assert chosen.lame_duck_seconds == 1.5
+
+
+def test_a_filtered_listener_serves_its_queue_and_lets_no_new_connection_in() -> None:
+    """The last moments of the lame duck, on a real socket: a connection already queued is
+    accepted and read; a new one is never completed, so its client sends nothing."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        address = listener.getsockname()
+        queued = socket.create_connection(address, timeout=2)
+        queued.sendall(b"GET /health/live HTTP/1.1\r\n\r\n")
+
+        assert refuse_new_connections() >= 1
+
+        late = socket.socket()
+        late.settimeout(0.5)
+        with pytest.raises(TimeoutError):  # its SYN is dropped: no handshake, nothing sent
+            late.connect(address)
+        late.close()
+        (accepted, _) = listener.accept()
+        with accepted, queued:
+            assert accepted.recv(100).startswith(b"GET /health/live")
