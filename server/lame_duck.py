@@ -104,33 +104,36 @@ def _start_draining(
     loop.call_later(seconds, hand_over, sig, frame)
 
 
-def refuse_new_connections() -> int:
+def refuse_new_connections() -> None:
     """Drop new connection attempts on each TCP socket this process listens on (uvicorn's, or
-    the copy a worker inherited), leaving the connections already queued to be accepted.
-    Returns how many listeners it filtered; on a system other than Linux, none."""
+    the copy a worker inherited), leaving the connections already queued to be accepted."""
     if sys.platform != "linux":
-        return 0
+        return
+    filtered = 0
+    for entry in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+            fd = int(entry.name)
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                if _is_tcp_listener(sock):
+                    drop_new_connections(sock)
+                    filtered += 1
+    if filtered:
+        logger.info("the listener takes no new connections; it closes at the lame duck's end")
+
+
+def drop_new_connections(listener: socket.socket) -> None:
+    """Attach the drop-everything filter to `listener` (Linux): its accept queue is kept."""
     program = ctypes.create_string_buffer(DROP_EVERY_PACKET, len(DROP_EVERY_PACKET))
     # struct sock_fprog: the program's length in instructions, and a pointer to them.
     fprog = struct.pack("HP", 1, ctypes.addressof(program))
-    filtered = 0
-    for fd in _socket_fds():
-        with socket.socket(fileno=os.dup(fd)) as sock:
-            listening = sock.type == socket.SOCK_STREAM and sock.family in (
-                socket.AF_INET,
-                socket.AF_INET6,
-            )
-            if listening and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-                sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-                filtered += 1
-    logger.info("the listener takes no new connections; closing it in %g s", DRAIN_SECONDS)
-    return filtered
+    listener.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
-def _socket_fds() -> list[int]:
-    found: list[int] = []
-    for entry in Path("/proc/self/fd").iterdir():
-        with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
-            if stat.S_ISSOCK(os.fstat(int(entry.name)).st_mode):
-                found.append(int(entry.name))
-    return found
+def _is_tcp_listener(sock: socket.socket) -> bool:
+    return (
+        sock.type == socket.SOCK_STREAM
+        and sock.family in (socket.AF_INET, socket.AF_INET6)
+        and bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    )
